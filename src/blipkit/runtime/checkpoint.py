@@ -1,0 +1,124 @@
+"""Load a BLIP checkpoint and describe what it can do.
+
+Every checkpoint, Salesforce's or blipkit's built-in, is seen through one :class:`Checkpoint`: the model,
+its tokenizer and image processor, and the set of tasks its heads support. Task code only touches the
+sub-modules that all BLIP models name alike (``vision_model``, ``text_encoder``, ``text_decoder``,
+``vision_proj``, ``text_proj``, ``itm_head``), which is what lets one implementation serve them all.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from transformers import BertTokenizerFast, PreTrainedModel
+from transformers.models.blip import (
+    BlipForConditionalGeneration,
+    BlipForImageTextRetrieval,
+    BlipForQuestionAnswering,
+    BlipImageProcessorPil,
+)
+
+from blipkit.errors import ModelNotFoundError, UnsupportedModelError
+from blipkit.models.builtin import BuiltinBlipModel
+
+CAPTION, VQA, ITM, ITC = "caption", "vqa", "itm", "itc"
+TASKS = (CAPTION, VQA, ITM, ITC)
+
+# architecture name in config.json -> (class, the tasks its heads support)
+ARCHITECTURES: dict[str, tuple[type[PreTrainedModel], frozenset[str]]] = {
+    "BlipForConditionalGeneration": (BlipForConditionalGeneration, frozenset({CAPTION})),
+    "BlipForQuestionAnswering": (BlipForQuestionAnswering, frozenset({VQA})),
+    "BlipForImageTextRetrieval": (BlipForImageTextRetrieval, frozenset({ITM, ITC})),
+    "BuiltinBlipModel": (BuiltinBlipModel, frozenset(TASKS)),
+}
+# what `task=` asks for -> the capability it needs
+TASK_ALIASES = {
+    "caption": CAPTION, "captioning": CAPTION, "image-to-text": CAPTION,
+    "vqa": VQA, "ask": VQA, "visual-question-answering": VQA,
+    "itm": ITM, "match": ITM, "itc": ITC, "embed": ITC, "retrieval": ITM,
+}
+
+DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
+          "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}
+
+
+@dataclass
+class Checkpoint:
+    """A loaded model with its tokenizer, image processor and capabilities."""
+
+    name: str
+    path: Path
+    model: PreTrainedModel
+    tokenizer: BertTokenizerFast
+    image_processor: BlipImageProcessorPil
+    tasks: frozenset[str]
+    device: torch.device
+    dtype: torch.dtype
+    architecture: str
+    extras: dict[str, object] = field(default_factory=dict)
+
+    def require(self, task: str) -> None:
+        if task not in self.tasks:
+            raise UnsupportedModelError(
+                f"{self.name} ({self.architecture}) cannot do {task!r}: its heads support "
+                f"{', '.join(sorted(self.tasks))}. Pick a checkpoint that has that head "
+                "(e.g. `builtin`, which has them all)."
+            )
+
+    @property
+    def config(self):  # noqa: ANN201 - a transformers config of one of several classes
+        return self.model.config
+
+    @property
+    def text_config(self):  # noqa: ANN201
+        return self.model.config.text_config
+
+    @property
+    def fingerprint(self) -> dict[str, object]:
+        """What made the embeddings: stored with an index so that models are never mixed."""
+        proc = self.image_processor
+        return {
+            "model": self.name,
+            "architecture": self.architecture,
+            "image_size": [proc.size["height"], proc.size["width"]],
+            "image_mean": list(proc.image_mean),
+            "image_std": list(proc.image_std),
+            "embed_dim": getattr(self.config, "image_text_hidden_size", None),
+            "weights": self.extras.get("weights_id"),
+        }
+
+
+def read_architecture(path: Path) -> str:
+    config = json.loads((path / "config.json").read_text())
+    archs = config.get("architectures") or []
+    known = [a for a in archs if a in ARCHITECTURES]
+    if not known:
+        raise UnsupportedModelError(
+            f"{path} holds a {archs or config.get('model_type')!r} model; blipkit runs BLIP checkpoints "
+            f"({', '.join(ARCHITECTURES)})"
+        )
+    return known[0]
+
+
+def load_checkpoint(
+    name: str, path: Path, *, device: str | torch.device = "cpu", dtype: str | torch.dtype = "float32"
+) -> Checkpoint:
+    architecture = read_architecture(path)
+    cls, tasks = ARCHITECTURES[architecture]
+    torch_dtype = DTYPES[dtype] if isinstance(dtype, str) else dtype
+    if not any(path.glob("*.safetensors")):
+        raise ModelNotFoundError(f"{path} has no .safetensors weights; blipkit loads safetensors only")
+    model = cls.from_pretrained(path, dtype=torch_dtype, use_safetensors=True)
+    model.to(device).eval()
+    tokenizer = BertTokenizerFast.from_pretrained(path)
+    image_processor = BlipImageProcessorPil.from_pretrained(path)
+    weights = sorted(path.glob("*.safetensors"))
+    weights_id = f"{weights[0].stat().st_size}-{int(weights[0].stat().st_mtime)}" if weights else None
+    return Checkpoint(
+        name=name, path=path, model=model, tokenizer=tokenizer, image_processor=image_processor,
+        tasks=tasks, device=torch.device(device), dtype=torch_dtype, architecture=architecture,
+        extras={"weights_id": weights_id},
+    )

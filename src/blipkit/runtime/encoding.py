@@ -1,0 +1,127 @@
+"""Images and texts in, model-ready tensors out, with one error per bad item instead of one per batch."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+import torch
+
+from blipkit import defaults
+from blipkit.errors import BlipkitError, TextError
+from blipkit.io import ImageInput, describe_source, load_image
+from blipkit.runtime.checkpoint import Checkpoint
+
+
+@dataclass
+class ImageFeatures:
+    """The vision encoder's output for a list of images: computed once, reused by every task.
+
+    ``embeds[k]`` belongs to ``sources[rows[k]]``; images that failed to load have an entry in ``errors``
+    and no row.
+    """
+
+    labels: list[str]
+    embeds: torch.Tensor  # (n_ok, tokens, width)
+    rows: list[int]
+    errors: dict[int, BlipkitError] = field(default_factory=dict)
+    sizes: dict[int, tuple[int, int]] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def row_of(self, index: int) -> int | None:
+        """Position in ``embeds`` of input ``index`` (None if that image failed)."""
+        try:
+            return self._row_lookup[index]
+        except KeyError:
+            return None
+
+    @property
+    def _row_lookup(self) -> dict[int, int]:
+        lookup = self.__dict__.get("_lookup")
+        if lookup is None:
+            lookup = {index: k for k, index in enumerate(self.rows)}
+            self.__dict__["_lookup"] = lookup
+        return lookup
+
+    def select(self, indices: Sequence[int]) -> ImageFeatures:
+        """The features of some inputs (by input position), in the given order."""
+        labels, rows, errors, keep = [], [], {}, []
+        for new, index in enumerate(indices):
+            labels.append(self.labels[index])
+            row = self.row_of(index)
+            if row is None:
+                errors[new] = self.errors[index]
+            else:
+                rows.append(new)
+                keep.append(row)
+        embeds = self.embeds[keep] if keep else self.embeds[:0]
+        return ImageFeatures(labels, embeds, rows, errors, {})
+
+
+def batched(items: Sequence, size: int) -> Iterator[tuple[int, Sequence]]:
+    for start in range(0, len(items), size):
+        yield start, items[start : start + size]
+
+
+def pixel_values(ckpt: Checkpoint, images: list) -> torch.Tensor:
+    batch = ckpt.image_processor(images=images, return_tensors="pt")["pixel_values"]
+    return batch.to(ckpt.device, ckpt.dtype)
+
+
+@torch.inference_mode()
+def encode_images(
+    ckpt: Checkpoint,
+    sources: Sequence[ImageInput],
+    *,
+    batch_size: int = defaults.BATCH_SIZE,
+    max_pixels: int = defaults.MAX_IMAGE_PIXELS,
+    allow_urls: bool = True,
+    on_batch: object = None,
+) -> ImageFeatures:
+    """Decode, preprocess and run the vision encoder on ``sources`` (one pass per image)."""
+    labels = [describe_source(s) for s in sources]
+    errors: dict[int, BlipkitError] = {}
+    sizes: dict[int, tuple[int, int]] = {}
+    chunks: list[torch.Tensor] = []
+    rows: list[int] = []
+    for start, chunk in batched(sources, batch_size):
+        images, ok = [], []
+        for offset, source in enumerate(chunk):
+            index = start + offset
+            try:
+                image = load_image(source, max_pixels=max_pixels, allow_urls=allow_urls)
+            except BlipkitError as exc:
+                errors[index] = exc
+                continue
+            images.append(image)
+            ok.append(index)
+            sizes[index] = image.size
+        if images:
+            chunks.append(ckpt.model.vision_model(pixel_values=pixel_values(ckpt, images))[0])
+            rows.extend(ok)
+        if callable(on_batch):
+            on_batch(len(chunk))
+    if chunks:
+        embeds = torch.cat(chunks)
+    else:
+        embeds = torch.empty(0, 0, 0, device=ckpt.device, dtype=ckpt.dtype)
+    return ImageFeatures(labels, embeds, rows, errors, sizes)
+
+
+def check_text(text: str, what: str = "text") -> str:
+    if not isinstance(text, str):
+        raise TextError(f"{what} must be a string, got {type(text).__name__}")
+    if not text.strip():
+        raise TextError(f"{what} is empty")
+    if len(text) > defaults.MAX_TEXT_CHARS:
+        raise TextError(f"{what} is {len(text)} characters long; the limit is {defaults.MAX_TEXT_CHARS}")
+    return text
+
+
+def tokenize(ckpt: Checkpoint, texts: Sequence[str], *, max_tokens: int = defaults.MAX_TEXT_TOKENS):  # noqa: ANN201
+    enc = ckpt.tokenizer(
+        list(texts), padding="longest", truncation=True, max_length=max_tokens, return_tensors="pt"
+    )
+    return enc["input_ids"].to(ckpt.device), enc["attention_mask"].to(ckpt.device)

@@ -1,0 +1,33 @@
+"""Image-text contrastive (ITC) embeddings: L2-normalised vectors whose dot product ranks matches."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from blipkit.runtime.checkpoint import ITC, Checkpoint
+from blipkit.runtime.encoding import check_text, tokenize
+
+
+@torch.inference_mode()
+def image_vectors(ckpt: Checkpoint, image_embeds: torch.Tensor) -> torch.Tensor:
+    ckpt.require(ITC)
+    return F.normalize(ckpt.model.vision_proj(image_embeds[:, 0, :]).float(), dim=-1)
+
+
+@torch.inference_mode()
+def text_vectors(ckpt: Checkpoint, texts: Sequence[str]) -> torch.Tensor:
+    ckpt.require(ITC)
+    ids, mask = tokenize(ckpt, [check_text(t) for t in texts])
+    hidden = ckpt.model.text_encoder(input_ids=ids, attention_mask=mask, return_dict=True).last_hidden_state
+    return F.normalize(ckpt.model.text_proj(hidden[:, 0, :]).float(), dim=-1)
+
+
+def similarity(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor) -> np.ndarray:
+    """Cosine similarity matrix of two sets of vectors (rows), as float32 numpy."""
+    ta = F.normalize(torch.as_tensor(np.asarray(a), dtype=torch.float32).reshape(-1, np.shape(a)[-1]), dim=-1)
+    tb = F.normalize(torch.as_tensor(np.asarray(b), dtype=torch.float32).reshape(-1, np.shape(b)[-1]), dim=-1)
+    return (ta @ tb.T).numpy()

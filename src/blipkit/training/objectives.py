@@ -1,0 +1,130 @@
+"""BLIP's training objectives, written once for every BLIP checkpoint that has the heads they need.
+
+- ITC: image-text contrastive loss over the batch, with a learned temperature; captions of the same
+  image all count as positives.
+- ITM: binary match/no-match on the image-grounded text encoder, with hard negatives mined from the ITC
+  similarities (a negative is drawn with probability proportional to how similar it looks).
+- LM: the image-grounded decoder's next-token loss with label smoothing (captioning).
+- VQA: the same decoder writing the answer, conditioned on the question encoded with the image.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def image_feature(model: nn.Module, image_embeds: torch.Tensor) -> torch.Tensor:
+    return F.normalize(model.vision_proj(image_embeds[:, 0, :]), dim=-1)
+
+
+def text_feature(model: nn.Module, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    hidden = model.text_encoder(input_ids=ids, attention_mask=mask, return_dict=True).last_hidden_state
+    return F.normalize(model.text_proj(hidden[:, 0, :]), dim=-1)
+
+
+def itc_loss(
+    image_feat: torch.Tensor, text_feat: torch.Tensor, image_ids: torch.Tensor, temperature: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Symmetric contrastive loss; returns (loss, image->text similarity matrix for mining)."""
+    sim_i2t = image_feat @ text_feat.t() / temperature
+    positives = (image_ids[:, None] == image_ids[None, :]).float()
+    targets = positives / positives.sum(dim=1, keepdim=True)
+    loss_i2t = -(F.log_softmax(sim_i2t, dim=1) * targets).sum(dim=1).mean()
+    loss_t2i = -(F.log_softmax(sim_i2t.t(), dim=1) * targets).sum(dim=1).mean()
+    return (loss_i2t + loss_t2i) / 2, sim_i2t
+
+
+def _sample_negatives(sim: torch.Tensor, same: torch.Tensor) -> torch.Tensor:
+    weights = torch.softmax(sim.float(), dim=1).masked_fill(same, 0.0) + 1e-9
+    weights = weights.masked_fill(same, 0.0)
+    # a row with no valid negative (every item of the batch is the same image) falls back to uniform
+    empty = weights.sum(dim=1) == 0
+    weights[empty] = (~same[empty]).float() + 1e-9
+    return torch.multinomial(weights, 1).squeeze(1)
+
+
+def itm_logits(model: nn.Module, image_embeds: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor
+               ) -> torch.Tensor:
+    image_mask = torch.ones(image_embeds.shape[:-1], dtype=torch.long, device=image_embeds.device)
+    hidden = model.text_encoder(
+        input_ids=ids, attention_mask=mask, encoder_hidden_states=image_embeds,
+        encoder_attention_mask=image_mask, return_dict=True,
+    ).last_hidden_state
+    return model.itm_head(hidden[:, 0, :])
+
+
+def itm_loss(
+    model: nn.Module,
+    image_embeds: torch.Tensor,
+    ids: torch.Tensor,
+    mask: torch.Tensor,
+    image_ids: torch.Tensor,
+    sim_i2t: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """ITM on positives plus one hard negative text per image and one hard negative image per text."""
+    with torch.no_grad():
+        same = image_ids[:, None] == image_ids[None, :]
+        neg_text = _sample_negatives(sim_i2t, same)
+        neg_image = _sample_negatives(sim_i2t.t(), same)
+    embeds = torch.cat([image_embeds, image_embeds, image_embeds[neg_image]])
+    all_ids = torch.cat([ids, ids[neg_text], ids])
+    all_mask = torch.cat([mask, mask[neg_text], mask])
+    logits = itm_logits(model, embeds, all_ids, all_mask)
+    b = ids.shape[0]
+    labels = torch.cat([torch.ones(b), torch.zeros(2 * b)]).long().to(logits.device)
+    loss = F.cross_entropy(logits.float(), labels)
+    accuracy = (logits.argmax(dim=1) == labels).float().mean()
+    return loss, accuracy
+
+
+def decoder_loss(
+    model: nn.Module,
+    ids: torch.Tensor,
+    mask: torch.Tensor,
+    states: torch.Tensor,
+    states_mask: torch.Tensor,
+    bos_token_id: int,
+    pad_token_id: int,
+    label_smoothing: float = 0.0,
+) -> torch.Tensor:
+    """Next-token loss of the decoder on ``ids`` ([CLS] text [SEP], the [CLS] replaced by [DEC])."""
+    dec_ids = ids.clone()
+    dec_ids[:, 0] = bos_token_id
+    logits = model.text_decoder(
+        input_ids=dec_ids, attention_mask=mask, encoder_hidden_states=states,
+        encoder_attention_mask=states_mask, return_dict=True,
+    ).logits
+    labels = dec_ids[:, 1:].masked_fill(mask[:, 1:] == 0, -100)
+    return F.cross_entropy(
+        logits[:, :-1].float().reshape(-1, logits.shape[-1]), labels.reshape(-1),
+        ignore_index=-100, label_smoothing=label_smoothing,
+    )
+
+
+def lm_loss(model: nn.Module, image_embeds: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor,
+            label_smoothing: float = 0.1) -> torch.Tensor:
+    text = model.config.text_config
+    image_mask = torch.ones(image_embeds.shape[:-1], dtype=torch.long, device=image_embeds.device)
+    return decoder_loss(model, ids, mask, image_embeds, image_mask, text.bos_token_id, text.pad_token_id,
+                        label_smoothing)
+
+
+def vqa_loss(
+    model: nn.Module,
+    image_embeds: torch.Tensor,
+    q_ids: torch.Tensor,
+    q_mask: torch.Tensor,
+    a_ids: torch.Tensor,
+    a_mask: torch.Tensor,
+    label_smoothing: float = 0.0,
+) -> torch.Tensor:
+    text = model.config.text_config
+    image_mask = torch.ones(image_embeds.shape[:-1], dtype=torch.long, device=image_embeds.device)
+    states = model.text_encoder(
+        input_ids=q_ids, attention_mask=q_mask, encoder_hidden_states=image_embeds,
+        encoder_attention_mask=image_mask, return_dict=True,
+    ).last_hidden_state
+    return decoder_loss(model, a_ids, a_mask, states, q_mask, text.bos_token_id, text.pad_token_id,
+                        label_smoothing)

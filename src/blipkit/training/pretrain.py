@@ -1,0 +1,322 @@
+"""BLIP pre-training (ITC + ITM with hard negatives + LM, plus VQA), the recipe of the built-in model.
+
+Short on purpose: data are tensors (see ``tensors.py``), losses live in ``objectives.py``, state in
+``checkpointing.py``. The loop runs the same on a CPU and a GPU; it saves every ``save_every`` steps
+and resumes from the last save.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from blipkit.data import load_caption_dataset, load_vqa_dataset
+from blipkit.models.builtin import BuiltinBlipConfig, BuiltinBlipModel
+from blipkit.training import objectives as obj
+from blipkit.training.checkpointing import load_state, save_state
+from blipkit.training.config import DataSource, PretrainConfig
+from blipkit.training.init_weights import builtin_image_processor, builtin_tokenizer, initial_builtin_model
+from blipkit.training.tensors import TokenTable, augment, decode_images, normalize, tokenize_all
+
+log = logging.getLogger(__name__)
+
+
+def vqa_answer_text(answer: str) -> str:
+    """How an answer is written for the decoder: DAQUAR's ``garbage_bin`` becomes ``garbage bin``."""
+    return answer.replace("_", " ").strip()
+
+
+@dataclass
+class TrainingData:
+    pixels: torch.Tensor  # (n_images, 3, S, S) uint8, every image of every source
+    cap_image: torch.Tensor  # (n_captions,) image row of each caption
+    cap_tokens: TokenTable
+    vqa_image: torch.Tensor
+    vqa_questions: TokenTable
+    vqa_answers: TokenTable
+    val_image: torch.Tensor  # image rows of the validation captions
+    val_tokens: TokenTable
+
+
+def _easy_vqa(split: str) -> list[tuple[str, str, str]]:
+    import easy_vqa
+
+    questions, answers, image_ids = (easy_vqa.get_train_questions() if split == "train"
+                                     else easy_vqa.get_test_questions())
+    paths = easy_vqa.get_train_image_paths() if split == "train" else easy_vqa.get_test_image_paths()
+    return [(paths[i], q, a) for q, a, i in zip(questions, answers, image_ids, strict=True)]
+
+
+def _vqa_rows(source: DataSource) -> list[tuple[str, str, str]]:
+    if source.easy_vqa:
+        rows = _easy_vqa(source.easy_vqa)
+    else:
+        records = load_vqa_dataset(source.path, split=source.split, image_root=source.image_root,
+                                   on_bad="skip")
+        rows = [(r.image, r.question, r.answer) for r in records if r.answer]
+    if source.limit:
+        rows = random.Random(0).sample(rows, min(source.limit, len(rows)))
+    return rows
+
+
+def _caption_rows(source: DataSource) -> list[tuple[str, str]]:
+    records = load_caption_dataset(source.path, split=source.split, image_root=source.image_root,
+                                   on_bad="skip", check_images=False)
+    if source.limit:
+        records = records[: source.limit]
+    return [(r.image, c) for r in records for c in r.captions]
+
+
+def build_data(config: PretrainConfig, tokenizer, image_size: int) -> TrainingData:  # noqa: ANN001
+    caps = [row for s in config.data.captions for row in _caption_rows(s)]
+    vqas = [row for s in config.data.vqa for row in _vqa_rows(s)]
+    vals = _caption_rows(config.data.val_captions) if config.data.val_captions else []
+    paths = list(dict.fromkeys([p for p, _ in caps] + [p for p, _, _ in vqas] + [p for p, _ in vals]))
+    row = {p: i for i, p in enumerate(paths)}
+    log.info("training data: %d captions, %d questions, %d val captions, %d images",
+             len(caps), len(vqas), len(vals), len(paths))
+    pixels = decode_images(paths, image_size, workers=config.train.decode_workers)
+    n = config.train.max_text_tokens
+    empty = TokenTable(torch.zeros(0, n, dtype=torch.long), torch.zeros(0, n, dtype=torch.long))
+    return TrainingData(
+        pixels=pixels,
+        cap_image=torch.tensor([row[p] for p, _ in caps], dtype=torch.long),
+        cap_tokens=tokenize_all(tokenizer, [c for _, c in caps], n) if caps else empty,
+        vqa_image=torch.tensor([row[p] for p, _, _ in vqas], dtype=torch.long),
+        vqa_questions=tokenize_all(tokenizer, [q for _, q, _ in vqas], n) if vqas else empty,
+        vqa_answers=tokenize_all(tokenizer, [vqa_answer_text(a) for _, _, a in vqas], 16) if vqas else empty,
+        val_image=torch.tensor([row[p] for p, _ in vals], dtype=torch.long),
+        val_tokens=tokenize_all(tokenizer, [c for _, c in vals], n) if vals else empty,
+    )
+
+
+def _param_groups(model: BuiltinBlipModel, config: PretrainConfig) -> list[dict]:
+    t = config.train
+    trunk = model.vision_model.trunk
+    for p in trunk.parameters():
+        p.requires_grad = False
+    if t.cnn_trainable_blocks > 0:
+        for module in [*trunk._blocks[-t.cnn_trainable_blocks:], trunk._conv_head, trunk._bn1]:
+            for p in module.parameters():
+                p.requires_grad = True
+    if t.freeze_word_embeddings:
+        model.text_encoder.embeddings.word_embeddings.weight.requires_grad = False
+    pretrained_text = {id(p) for n, p in model.text_encoder.named_parameters() if "crossattention" not in n}
+    pretrained_text |= {id(p) for n, p in model.text_decoder.bert.named_parameters() if "crossattention" not in n}
+    cnn = {id(p) for p in trunk.parameters()}
+    groups: dict[str, list] = {"text": [], "text_nd": [], "new": [], "new_nd": [], "cnn": []}
+    seen: set[int] = set()
+    for name, p in model.named_parameters():
+        if not p.requires_grad or id(p) in seen:
+            continue
+        seen.add(id(p))
+        no_decay = p.dim() < 2 or "LayerNorm" in name or "norm" in name or "embedding" in name
+        if id(p) in cnn:
+            groups["cnn"].append(p)
+        elif id(p) in pretrained_text:
+            groups["text_nd" if no_decay else "text"].append(p)
+        else:
+            groups["new_nd" if no_decay else "new"].append(p)
+    lr = {"text": t.lr, "text_nd": t.lr, "new": t.lr_new, "new_nd": t.lr_new, "cnn": t.lr_cnn}
+    return [{"params": ps, "lr": lr[k], "base_lr": lr[k], "name": k,
+             "weight_decay": 0.0 if k.endswith("_nd") or k == "cnn" else t.weight_decay}
+            for k, ps in groups.items() if ps]
+
+
+def _lr_factor(step: int, total: int, warmup: int) -> float:
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+class Pretrainer:
+    def __init__(self, config: PretrainConfig, data: TrainingData | None = None) -> None:
+        self.config = config
+        self.out = Path(config.output)
+        self.device = _device(config.device)
+        if config.threads:
+            torch.set_num_threads(config.threads)
+        torch.manual_seed(config.seed)
+        random.seed(config.seed)
+        np.random.seed(config.seed)
+        model_config = BuiltinBlipConfig(**config.model)
+        if config.init == "pretrained":
+            self.model = initial_builtin_model(model_config)
+            self.tokenizer = builtin_tokenizer()
+        else:
+            self.model = BuiltinBlipModel.from_pretrained(config.init)
+            self.tokenizer = builtin_tokenizer(Path(config.init))
+            model_config = self.model.config
+        self.model_config = model_config
+        self.image_processor = builtin_image_processor(model_config)
+        self.model.to(self.device)
+        self.optimizer = torch.optim.AdamW(_param_groups(self.model, config), betas=(0.9, 0.98))
+        self.data = data or build_data(config, self.tokenizer, model_config.image_size)
+        if self.device.type == "cuda":  # a few GB of uint8 images: keep them next to the model
+            self.data.pixels = self.data.pixels.to(self.device)
+        amp = config.train.amp
+        use_bf16 = (amp == "bf16") or (amp == "auto" and self.device.type == "cuda")
+        self.autocast = (torch.autocast(self.device.type, dtype=torch.bfloat16) if use_bf16
+                         else nullcontext())
+        self.trunk_trainable = config.train.cnn_trainable_blocks > 0
+        self.step = 0
+        self.best: float | None = None
+        self.history: list[dict] = []
+
+    # --- one step -----------------------------------------------------------------------------
+    def _pixels(self, rows: torch.Tensor, train: bool) -> torch.Tensor:
+        px = self.data.pixels[rows.to(self.data.pixels.device)].to(self.device, non_blocking=True)
+        size = self.model_config.image_size
+        if train and self.config.train.augment:
+            px = augment(px, size, scale=self.config.train.augment_scale)
+        return normalize(px, self.model_config.image_mean, self.model_config.image_std)
+
+    def _image_embeds(self, rows: torch.Tensor, train: bool) -> torch.Tensor:
+        pixels = self._pixels(rows, train)
+        if not self.trunk_trainable:
+            with torch.no_grad():
+                feats = self.model.vision_model.trunk(pixels)
+            return self.model.vision_model(trunk_features=feats).last_hidden_state
+        return self.model.vision_model(pixel_values=pixels).last_hidden_state
+
+    def train_step(self) -> dict[str, float]:
+        t, d, model = self.config.train, self.data, self.model
+        model.train()
+        model.vision_model.trunk.eval()  # BatchNorm statistics stay ImageNet's: batches are small
+        metrics: dict[str, float] = {}
+        loss = torch.zeros((), device=self.device)
+        with self.autocast:
+            if len(d.cap_image):
+                idx = torch.randint(len(d.cap_image), (t.batch_size,))
+                rows = d.cap_image[idx]
+                ids, mask = d.cap_tokens.take(idx)
+                ids, mask = ids.to(self.device), mask.to(self.device)
+                embeds = self._image_embeds(rows, train=True)
+                image_ids = rows.to(self.device)
+                itc, sim = obj.itc_loss(obj.image_feature(model, embeds), obj.text_feature(model, ids, mask),
+                                        image_ids, model.itc_temperature)
+                itm, itm_acc = obj.itm_loss(model, embeds, ids, mask, image_ids, sim.detach())
+                lm = obj.lm_loss(model, embeds, ids, mask, t.label_smoothing)
+                loss = t.loss_itc * itc + t.loss_itm * itm + t.loss_lm * lm
+                metrics.update(itc=itc.item(), itm=itm.item(), itm_acc=itm_acc.item(), lm=lm.item())
+            if len(d.vqa_image) and t.loss_vqa > 0:
+                idx = torch.randint(len(d.vqa_image), (t.vqa_batch_size,))
+                q_ids, q_mask = (x.to(self.device) for x in d.vqa_questions.take(idx))
+                a_ids, a_mask = (x.to(self.device) for x in d.vqa_answers.take(idx))
+                embeds = self._image_embeds(d.vqa_image[idx], train=True)
+                vqa = obj.vqa_loss(model, embeds, q_ids, q_mask, a_ids, a_mask)
+                loss = loss + t.loss_vqa * vqa
+                metrics["vqa"] = vqa.item()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if t.grad_clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
+        factor = _lr_factor(self.step, t.steps, t.warmup_steps)
+        for group in self.optimizer.param_groups:
+            group["lr"] = group["base_lr"] * factor
+        self.optimizer.step()
+        with torch.no_grad():
+            model.logit_scale.clamp_(0, math.log(100))
+        metrics["loss"] = loss.item()
+        return metrics
+
+    # --- validation ---------------------------------------------------------------------------
+    @torch.no_grad()
+    def validate(self, batch: int = 128) -> dict[str, float]:
+        """Validation LM loss (no smoothing) and ITC recall@1 on the validation captions."""
+        d, model = self.data, self.model
+        if not len(d.val_image):
+            return {}
+        model.eval()
+        losses, img_feats, txt_feats = [], {}, []
+        with self.autocast:
+            for start in range(0, len(d.val_image), batch):
+                idx = torch.arange(start, min(start + batch, len(d.val_image)))
+                rows = d.val_image[idx]
+                ids, mask = (x.to(self.device) for x in d.val_tokens.take(idx))
+                embeds = self._image_embeds(rows, train=False)
+                losses.append(obj.lm_loss(model, embeds, ids, mask, 0.0).item() * len(idx))
+                feats = obj.image_feature(model, embeds).float()
+                for r, f in zip(rows.tolist(), feats, strict=True):
+                    img_feats[r] = f
+                txt_feats.append(obj.text_feature(model, ids, mask).float())
+        images = sorted(img_feats)
+        image_matrix = torch.stack([img_feats[r] for r in images])
+        texts = torch.cat(txt_feats)
+        sim = image_matrix @ texts.t()
+        where = {r: i for i, r in enumerate(images)}
+        truth = torch.tensor([where[r] for r in d.val_image.tolist()], device=sim.device)
+        t2i = (sim.argmax(dim=0) == truth).float().mean().item() * 100
+        i2t = (truth[sim.argmax(dim=1)] == torch.arange(len(images), device=sim.device)).float().mean().item() * 100
+        return {"val_lm": sum(losses) / len(d.val_image), "val_r1_t2i": t2i, "val_r1_i2t": i2t}
+
+    # --- saving -------------------------------------------------------------------------------
+    def save_model(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.model.save_pretrained(folder)
+        self.tokenizer.save_pretrained(folder)
+        self.image_processor.save_pretrained(folder)
+
+    def _score(self, metrics: dict[str, float]) -> float:
+        # Lower is better: the caption loss, minus a credit for retrieval (1 R@1 point = 0.01 nats).
+        return metrics["val_lm"] - 0.01 * (metrics["val_r1_t2i"] + metrics["val_r1_i2t"]) / 2
+
+    def run(self, resume: bool = True) -> Path:
+        t = self.config.train
+        self.out.mkdir(parents=True, exist_ok=True)
+        (self.out / "config.json").write_text(json.dumps(self.config.to_dict(), indent=1, default=str))
+        if resume and (meta := load_state(self.out, self.model, self.optimizer)):
+            self.step, self.best = meta["step"], meta.get("best")
+            self.history = meta.get("history", [])
+            log.info("resumed at step %d", self.step)
+        started = time.monotonic()
+        bar = tqdm(total=t.steps, initial=self.step, desc="pretrain", unit="step", dynamic_ncols=True)
+        running: dict[str, float] = {}
+        while self.step < t.steps:
+            metrics = self.train_step()
+            self.step += 1
+            bar.update(1)
+            for k, v in metrics.items():
+                running[k] = 0.9 * running.get(k, v) + 0.1 * v
+            if self.step % t.log_every == 0:
+                bar.set_postfix({k: f"{v:.3f}" for k, v in running.items() if k in ("loss", "itc", "lm", "vqa")})
+                self.history.append({"step": self.step, **{k: round(v, 4) for k, v in running.items()}})
+            out_of_time = t.time_limit_s is not None and time.monotonic() - started > t.time_limit_s
+            if self.step % t.eval_every == 0 or self.step == t.steps or out_of_time:
+                metrics = self.validate()
+                if metrics:
+                    metrics["step"] = self.step
+                    self.history.append(metrics)
+                    log.info("step %d: %s", self.step, metrics)
+                    bar.write(f"step {self.step}: " + " ".join(f"{k}={v:.3f}" for k, v in metrics.items()))
+                    score = self._score(metrics)
+                    if self.best is None or score < self.best:
+                        self.best = score
+                        self.save_model(self.out / "best")
+            if t.save_every and (self.step % t.save_every == 0 or self.step == t.steps or out_of_time):
+                save_state(self.out, self.model, self.optimizer, self.step,
+                           {"best": self.best, "history": self.history})
+            if out_of_time:
+                log.warning("time limit reached at step %d", self.step)
+                break
+        bar.close()
+        self.save_model(self.out / "last")
+        (self.out / "history.json").write_text(json.dumps(self.history, indent=1))
+        return self.out / ("best" if (self.out / "best").exists() else "last")
