@@ -87,16 +87,41 @@ def main() -> None:
     m_easy = write_blob(p1, "easyvqa", sorted({p for p, _, _ in easy}))
 
     def karpathy_rows(records, mapping, split):
-        return [{"filename": mapping[r.image], "split": split, "sentences": [{"raw": c} for c in r.captions]}
-                for r in records]
+        return [
+            {"filename": mapping[r.image], "split": split, "sentences": [{"raw": c} for c in r.captions]}
+            for r in records
+        ]
 
-    (p1 / "captions.json.gz").write_bytes(gzip.compress(json.dumps(
-        {"images": karpathy_rows(train, m_train, "train") + karpathy_rows(val, m_val, "val")}).encode()))
-    (p1 / "daquar.jsonl.gz").write_bytes(gzip.compress("".join(
-        json.dumps({"image": m_daq[r.image], "question": r.question, "answers": r.answers, "answer": r.answer})
-        + "\n" for r in daquar).encode()))
-    (p1 / "easyvqa.jsonl.gz").write_bytes(gzip.compress("".join(
-        json.dumps({"image": m_easy[p], "question": q, "answers": [a]}) + "\n" for p, q, a in easy).encode()))
+    (p1 / "captions.json.gz").write_bytes(
+        gzip.compress(
+            json.dumps(
+                {"images": karpathy_rows(train, m_train, "train") + karpathy_rows(val, m_val, "val")}
+            ).encode()
+        )
+    )
+    (p1 / "daquar.jsonl.gz").write_bytes(
+        gzip.compress(
+            "".join(
+                json.dumps(
+                    {
+                        "image": m_daq[r.image],
+                        "question": r.question,
+                        "answers": r.answers,
+                        "answer": r.answer,
+                    }
+                )
+                + "\n"
+                for r in daquar
+            ).encode()
+        )
+    )
+    (p1 / "easyvqa.jsonl.gz").write_bytes(
+        gzip.compress(
+            "".join(
+                json.dumps({"image": m_easy[p], "question": q, "answers": [a]}) + "\n" for p, q, a in easy
+            ).encode()
+        )
+    )
     for part in (p1, p2):
         size = sum(f.stat().st_size for f in part.rglob("*") if f.is_file())
         print(part, f"{size / 2**20:.1f} MiB")

@@ -58,10 +58,11 @@ def make_init(part: Path) -> None:
             state[name] = (value.float().reshape(value.shape[0], -1) * scale[:, None]).reshape(value.shape)
         else:
             state[key] = value
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    _missing, unexpected = model.load_state_dict(state, strict=False)
     assert not unexpected, unexpected
-    for enc_layer, dec_layer in zip(model.text_encoder.encoder.layer, model.text_decoder.bert.encoder.layer,
-                                    strict=True):
+    for enc_layer, dec_layer in zip(
+        model.text_encoder.encoder.layer, model.text_decoder.bert.encoder.layer, strict=True
+    ):
         dec_layer.attention.load_state_dict(enc_layer.attention.state_dict())
     model.tie_weights()
     model.save_pretrained(WORK / "init")
@@ -105,12 +106,16 @@ def train(budget: float, smoke: bool, batch: int) -> None:
     config.output = str(WORK / ("smoke" if smoke else "run"))
     config.init = str(WORK / "init")
     captions = str(DATA / "captions.json")
-    config.data.captions = [DataSource(path=captions, split="val" if smoke else "train",
-                                       image_root=str(DATA))]
-    config.data.val_captions = DataSource(path=captions, split="val", image_root=str(DATA),
-                                          limit=200 if smoke else None)
-    config.data.vqa = [DataSource(path=str(DATA / "daquar.jsonl"), image_root=str(DATA)),
-                       DataSource(path=str(DATA / "easyvqa.jsonl"), image_root=str(DATA), limit=12000)]
+    config.data.captions = [
+        DataSource(path=captions, split="val" if smoke else "train", image_root=str(DATA))
+    ]
+    config.data.val_captions = DataSource(
+        path=captions, split="val", image_root=str(DATA), limit=200 if smoke else None
+    )
+    config.data.vqa = [
+        DataSource(path=str(DATA / "daquar.jsonl"), image_root=str(DATA)),
+        DataSource(path=str(DATA / "easyvqa.jsonl"), image_root=str(DATA), limit=12000),
+    ]
     t = config.train
     t.decode_workers = 16
     t.save_every = 0

@@ -33,19 +33,23 @@ def load(
     device: str = "cpu",
     dtype: str | torch.dtype = "float32",
     threads: int | None = None,
+    fast: bool = False,
 ) -> Blip:
     """Load a BLIP checkpoint: ``builtin``, an alias (``base``, ``large``, ``vqa``, ``itm``...), a hub id
     such as ``Salesforce/blip-image-captioning-base``, or a folder saved by ``save_pretrained``.
 
     ``task`` (``caption``, ``vqa``, ``itm``, ``itc``), if given, is checked against the checkpoint's heads
     so that a wrong checkpoint fails now rather than at the first call.
+
+    ``fast=True`` loads the CPU fast path (:mod:`blipkit.runtime.fast`): bfloat16/int8 matmuls chosen for
+    this CPU, fused attention, image keys/values computed once; outputs match to low-precision rounding.
     """
     from blipkit.runtime.checkpoint import TASK_ALIASES
 
     if threads:
         torch.set_num_threads(threads)
     name = str(name_or_path)
-    ckpt = load_checkpoint(name, resolve_checkpoint(name), device=device, dtype=dtype)
+    ckpt = load_checkpoint(name, resolve_checkpoint(name), device=device, dtype=dtype, fast=fast)
     if task is not None:
         if task not in TASK_ALIASES:
             raise ValueError(f"unknown task {task!r}; choose from {sorted(set(TASK_ALIASES))}")
@@ -84,16 +88,25 @@ class Blip:
 
     # --- vision -------------------------------------------------------------------------------
     def encode_images(
-        self, images: Images, *, batch_size: int | None = None, progress: Any = None,
-        allow_urls: bool = True, max_pixels: int = defaults.MAX_IMAGE_PIXELS,
+        self,
+        images: Images,
+        *,
+        batch_size: int | None = None,
+        progress: Any = None,
+        allow_urls: bool = True,
+        max_pixels: int = defaults.MAX_IMAGE_PIXELS,
     ) -> ImageFeatures:
         """Run the vision encoder once over ``images`` (folders and globs are expanded)."""
         if isinstance(images, ImageFeatures):
             return images
         sources = expand_sources(_as_list(images))
         return encode_images(
-            self.checkpoint, sources, batch_size=batch_size or self.batch_size,
-            allow_urls=allow_urls, max_pixels=max_pixels, on_batch=progress,
+            self.checkpoint,
+            sources,
+            batch_size=batch_size or self.batch_size,
+            allow_urls=allow_urls,
+            max_pixels=max_pixels,
+            on_batch=progress,
         )
 
     # --- caption ------------------------------------------------------------------------------
@@ -128,7 +141,7 @@ class Blip:
             results.extend(out)
         return results
 
-    def _feature_batches(self, images: Images, batch_size: int, progress: Any):  # noqa: ANN202
+    def _feature_batches(self, images: Images, batch_size: int, progress: Any):
         """Features batch by batch, so that big folders stream instead of piling up in memory."""
         if isinstance(images, ImageFeatures):
             for start in range(0, len(images), batch_size):
@@ -166,13 +179,15 @@ class Blip:
             batch_qs = [qs[i] for i in rows]
             try:
                 if choices:
-                    for i, scores in zip(rows, ask_task.rank_answers(self.checkpoint, embeds, batch_qs, choices),
-                                         strict=True):
+                    for i, scores in zip(
+                        rows, ask_task.rank_answers(self.checkpoint, embeds, batch_qs, choices), strict=True
+                    ):
                         best = max(scores, key=scores.__getitem__)
                         out[i].answer, out[i].confidence, out[i].scores = best, scores[best], scores
                 else:
-                    for i, (text, conf) in zip(rows, ask_task.answer(self.checkpoint, embeds, batch_qs, settings),
-                                               strict=True):
+                    for i, (text, conf) in zip(
+                        rows, ask_task.answer(self.checkpoint, embeds, batch_qs, settings), strict=True
+                    ):
                         out[i].answer, out[i].confidence = text, conf
             except BlipkitError as exc:
                 for i in rows:
@@ -180,8 +195,9 @@ class Blip:
         return out
 
     # --- match --------------------------------------------------------------------------------
-    def match(self, images: Images, texts: str | Sequence[str], *, batch_size: int | None = None
-              ) -> list[MatchResult]:
+    def match(
+        self, images: Images, texts: str | Sequence[str], *, batch_size: int | None = None
+    ) -> list[MatchResult]:
         """ITM probability that each text describes each image (every image x every text)."""
         feats = self.encode_images(images, batch_size=batch_size)
         texts = [texts] if isinstance(texts, str) else list(texts)
@@ -208,8 +224,9 @@ class Blip:
                 r.score = s
         return out
 
-    def match_pairs(self, features: ImageFeatures, texts: Sequence[str], *, batch_size: int | None = None
-                    ) -> np.ndarray:
+    def match_pairs(
+        self, features: ImageFeatures, texts: Sequence[str], *, batch_size: int | None = None
+    ) -> np.ndarray:
         """ITM probability for each (features[i], texts[i]) pair; NaN where the image failed."""
         if len(features) != len(texts):
             raise ValueError("match_pairs needs one text per image")
@@ -221,8 +238,9 @@ class Blip:
         return scores
 
     # --- embed --------------------------------------------------------------------------------
-    def embed_images(self, images: Images, *, batch_size: int | None = None, progress: Any = None
-                     ) -> np.ndarray:
+    def embed_images(
+        self, images: Images, *, batch_size: int | None = None, progress: Any = None
+    ) -> np.ndarray:
         """L2-normalised ITC vectors, one row per image (NaN rows for images that failed to load;
         :meth:`encode_images` tells which and why)."""
         feats = self.encode_images(images, batch_size=batch_size, progress=progress)
@@ -236,8 +254,10 @@ class Blip:
     def embed_texts(self, texts: str | Sequence[str], *, batch_size: int | None = None) -> np.ndarray:
         """L2-normalised ITC vectors, one row per text."""
         texts = [texts] if isinstance(texts, str) else list(texts)
-        chunks = [embed_task.text_vectors(self.checkpoint, chunk).cpu().numpy()
-                  for _, chunk in batched(texts, batch_size or 64)]
+        chunks = [
+            embed_task.text_vectors(self.checkpoint, chunk).cpu().numpy()
+            for _, chunk in batched(texts, batch_size or 64)
+        ]
         return np.concatenate(chunks) if chunks else np.zeros((0, self.embedding_dim), np.float32)
 
     @property
@@ -250,7 +270,7 @@ class Blip:
         return embed_task.similarity(a, b)
 
     @contextmanager
-    def threads(self, n: int):  # noqa: ANN201
+    def threads(self, n: int):
         before = torch.get_num_threads()
         torch.set_num_threads(n)
         try:

@@ -50,3 +50,62 @@ VQA_MAX_NEW_TOKENS = 10
 
 # --- batching ---------------------------------------------------------------------------------
 BATCH_SIZE = 16
+
+# --- serving ----------------------------------------------------------------------------------
+SERVE_HOST = "127.0.0.1"  # loopback: exposing the server is a decision, not a default
+SERVE_PORT = 8000
+SERVE_BATCH_WAIT_MS = 5.0  # how long the first request of a batch waits for company
+SERVE_MAX_BATCH = 16  # images (or texts) per model call
+SERVE_QUEUE_SIZE = 256  # requests waiting or running; more get 503 + Retry-After
+SERVE_MAX_BODY_BYTES = 32 * 1024 * 1024  # a request body, base64 or multipart included
+SERVE_MAX_IMAGES_PER_REQUEST = 16
+SERVE_MAX_TEXTS_PER_REQUEST = 64
+SERVE_SEARCH_LIMIT = 24
+SERVE_THUMBNAIL_PX = 256
+
+# --- image index and search (blipkit index / search / tag / moderate) ---------------------------
+SEARCH_K = 20
+# Each first-stage list (vector, full-text) fetches this many candidates before fusion and filters.
+SEARCH_CANDIDATES = 100
+# Hybrid search fuses the vector and full-text rankings by weighted reciprocal rank (blipkit.index.fusion):
+# score = VECTOR_WEIGHT / (RRF_K + vector_rank) + TEXT_WEIGHT / (RRF_K + text_rank).
+HYBRID_VECTOR_WEIGHT = 1.0
+HYBRID_TEXT_WEIGHT = 0.5
+HYBRID_RRF_K = 60
+# --rerank re-encodes this many top candidates from disk and orders them by ITM probability.
+RERANK_CANDIDATES = 32
+# Past this many rows the index gets an approximate (IVF-PQ) vector index; below it exact search is fast.
+ANN_INDEX_MIN_ROWS = 100_000
+ANN_INDEX_TYPE = "IVF_PQ"
+ANN_NPROBES = 20
+ANN_REFINE_FACTOR = 10
+# Images committed to the index per write: the most work a crash can cost.
+INDEX_COMMIT_EVERY = 64
+INDEX_TAGS = 5  # built-in vocabulary tags stored per image
+TAG_PROMPT = "a photo of a {label}"
+TAG_TOP_K = 5
+TAG_ITM_CANDIDATES = 10  # --itm re-scores this many top ITC tags
+MODERATION_THRESHOLD = 0.5
+CALIBRATION_TARGET_PRECISION = 0.9
+
+# --- fine-tuning, evaluation, CapFilt ---------------------------------------------------------
+FINETUNE_EPOCHS = 3
+FINETUNE_BATCH_SIZE = 16
+FINETUNE_LR = 2e-5  # BLIP fine-tunes at 1e-5 (caption, retrieval) to 2e-5 (VQA)
+FINETUNE_WEIGHT_DECAY = 0.05
+FINETUNE_WARMUP_RATIO = 0.05
+FINETUNE_LABEL_SMOOTHING = 0.1  # on the caption LM loss, as BLIP
+FINETUNE_SAVE_TOTAL_LIMIT = 2  # checkpoint folders kept (the best one is never deleted)
+FINETUNE_EVAL_LIMIT = 100  # validation images (caption, retrieval) or questions (VQA) scored while training
+RERANK_K = 16  # retrieval: ITM re-scores the top-k ITC candidates of each query, as BLIP's evaluation
+CAPFILT_THRESHOLD = 0.5  # ITM probability a text needs to be kept
+CAPFILT_NUM_SYNTHETIC = 1  # synthetic captions written per image
+# Zero-shot scores are softmax(cosine / T); a checkpoint's own learned ITC temperature wins over this
+# (BLIP's initial value, for checkpoints that do not carry one).
+ITC_TEMPERATURE = 0.07
+
+# --- batch jobs (blipkit job ...) --------------------------------------------------------------
+# Images per shard: the unit of work a worker takes, of output (one part file each) and of resumption.
+JOB_SHARD_SIZE = 1000
+# A Ray worker that dies is restarted, and its shard retried, this many times before the job fails.
+JOB_MAX_RETRIES = 3

@@ -63,3 +63,31 @@ class DataError(BlipkitError):
     """A dataset file that cannot be read, or whose rows fail validation."""
 
     code = "bad_data"
+
+
+class SearchIndexError(BlipkitError):
+    """An image index (``blipkit index``) that cannot be opened or used as asked."""
+
+    code = "index_error"
+
+
+class IndexNotFoundError(SearchIndexError):
+    code = "index_not_found"
+
+
+class IndexModelMismatchError(SearchIndexError):
+    """The index's embeddings were made by another model or preprocessing: mixing them is meaningless."""
+
+    code = "index_model_mismatch"
+
+
+class PolicyError(BlipkitError):
+    """A moderation policy or tag vocabulary that cannot be read or is invalid."""
+
+    code = "bad_policy"
+
+
+class JobError(BlipkitError):
+    """A batch job that cannot start or finish: an output that holds another job, a missing engine."""
+
+    code = "job_error"

@@ -20,13 +20,104 @@ from transformers.models.blip import (
 
 from blipkit.models.builtin import BuiltinBlipConfig, BuiltinBlipModel
 
-_WORDS = (
-    "a an the dog dogs cat cats man woman child children boy girl people person red blue green white black "
-    "yellow brown small big little two three on in at with of and is are running sitting standing playing "
-    "grass water beach snow street park field ball car bike tree house room table chair bed photo picture "
-    "picture of what how many color where who yes no there this that it its his her their jumps jump sits "
-    "looking wearing shirt hat toy front near next to ocean sky road building wall floor window door ?"
-).split()
+_WORDS = [
+    "a",
+    "an",
+    "the",
+    "dog",
+    "dogs",
+    "cat",
+    "cats",
+    "man",
+    "woman",
+    "child",
+    "children",
+    "boy",
+    "girl",
+    "people",
+    "person",
+    "red",
+    "blue",
+    "green",
+    "white",
+    "black",
+    "yellow",
+    "brown",
+    "small",
+    "big",
+    "little",
+    "two",
+    "three",
+    "on",
+    "in",
+    "at",
+    "with",
+    "of",
+    "and",
+    "is",
+    "are",
+    "running",
+    "sitting",
+    "standing",
+    "playing",
+    "grass",
+    "water",
+    "beach",
+    "snow",
+    "street",
+    "park",
+    "field",
+    "ball",
+    "car",
+    "bike",
+    "tree",
+    "house",
+    "room",
+    "table",
+    "chair",
+    "bed",
+    "photo",
+    "picture",
+    "picture",
+    "of",
+    "what",
+    "how",
+    "many",
+    "color",
+    "where",
+    "who",
+    "yes",
+    "no",
+    "there",
+    "this",
+    "that",
+    "it",
+    "its",
+    "his",
+    "her",
+    "their",
+    "jumps",
+    "jump",
+    "sits",
+    "looking",
+    "wearing",
+    "shirt",
+    "hat",
+    "toy",
+    "front",
+    "near",
+    "next",
+    "to",
+    "ocean",
+    "sky",
+    "road",
+    "building",
+    "wall",
+    "floor",
+    "window",
+    "door",
+    "?",
+]
 SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 KINDS = ("caption", "vqa", "itm", "builtin")
 
@@ -46,10 +137,18 @@ def tiny_tokenizer() -> BertTokenizerFast:
 
 def _text_config(vocab: dict[str, int], hidden: int) -> dict[str, object]:
     return {
-        "vocab_size": len(vocab), "hidden_size": hidden, "encoder_hidden_size": hidden,
-        "intermediate_size": 2 * hidden, "num_hidden_layers": 2, "num_attention_heads": 2,
-        "max_position_embeddings": 64, "bos_token_id": vocab["[DEC]"], "pad_token_id": vocab["[PAD]"],
-        "sep_token_id": vocab["[SEP]"], "eos_token_id": vocab["[SEP]"], "initializer_range": 0.02,
+        "vocab_size": len(vocab),
+        "hidden_size": hidden,
+        "encoder_hidden_size": hidden,
+        "intermediate_size": 2 * hidden,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "max_position_embeddings": 64,
+        "bos_token_id": vocab["[DEC]"],
+        "pad_token_id": vocab["[PAD]"],
+        "sep_token_id": vocab["[SEP]"],
+        "eos_token_id": vocab["[SEP]"],
+        "initializer_range": 0.02,
     }
 
 
@@ -64,26 +163,40 @@ def make_tiny_checkpoint(kind: str, path: str | Path, *, seed: int = 0, image_si
     hidden = 32
     if kind == "builtin":
         config = BuiltinBlipConfig(
-            text_config=_text_config(vocab, hidden), image_size=image_size, vision_hidden_size=hidden,
-            vision_num_layers=1, vision_num_heads=2, image_text_hidden_size=16,
+            text_config=_text_config(vocab, hidden),
+            image_size=image_size,
+            vision_hidden_size=hidden,
+            vision_num_layers=1,
+            vision_num_heads=2,
+            image_text_hidden_size=16,
         )
         model = BuiltinBlipModel(config)
         processor = BlipImageProcessorPil(
-            size={"height": image_size, "width": image_size}, image_mean=config.image_mean,
+            size={"height": image_size, "width": image_size},
+            image_mean=config.image_mean,
             image_std=config.image_std,
         )
     else:
         config = BlipConfig(
             text_config=_text_config(vocab, hidden),
             vision_config={
-                "hidden_size": hidden, "intermediate_size": 2 * hidden, "num_hidden_layers": 2,
-                "num_attention_heads": 2, "image_size": image_size, "patch_size": 8,
+                "hidden_size": hidden,
+                "intermediate_size": 2 * hidden,
+                "num_hidden_layers": 2,
+                "num_attention_heads": 2,
+                "image_size": image_size,
+                "patch_size": 8,
                 "initializer_range": 0.02,
             },
-            projection_dim=16, image_text_hidden_size=16, initializer_range=0.02,
+            projection_dim=16,
+            image_text_hidden_size=16,
+            initializer_range=0.02,
         )
-        cls = {"caption": BlipForConditionalGeneration, "vqa": BlipForQuestionAnswering,
-               "itm": BlipForImageTextRetrieval}[kind]
+        cls = {
+            "caption": BlipForConditionalGeneration,
+            "vqa": BlipForQuestionAnswering,
+            "itm": BlipForImageTextRetrieval,
+        }[kind]
         model = cls(config)
         processor = BlipImageProcessorPil(size={"height": image_size, "width": image_size})
     model.eval()

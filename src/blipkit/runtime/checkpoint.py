@@ -36,13 +36,27 @@ ARCHITECTURES: dict[str, tuple[type[PreTrainedModel], frozenset[str]]] = {
 }
 # what `task=` asks for -> the capability it needs
 TASK_ALIASES = {
-    "caption": CAPTION, "captioning": CAPTION, "image-to-text": CAPTION,
-    "vqa": VQA, "ask": VQA, "visual-question-answering": VQA,
-    "itm": ITM, "match": ITM, "itc": ITC, "embed": ITC, "retrieval": ITM,
+    "caption": CAPTION,
+    "captioning": CAPTION,
+    "image-to-text": CAPTION,
+    "vqa": VQA,
+    "ask": VQA,
+    "visual-question-answering": VQA,
+    "itm": ITM,
+    "match": ITM,
+    "itc": ITC,
+    "embed": ITC,
+    "retrieval": ITM,
 }
 
-DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
-          "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}
+DTYPES = {
+    "float32": torch.float32,
+    "fp32": torch.float32,
+    "bfloat16": torch.bfloat16,
+    "bf16": torch.bfloat16,
+    "float16": torch.float16,
+    "fp16": torch.float16,
+}
 
 
 @dataclass
@@ -69,11 +83,11 @@ class Checkpoint:
             )
 
     @property
-    def config(self):  # noqa: ANN201 - a transformers config of one of several classes
+    def config(self):
         return self.model.config
 
     @property
-    def text_config(self):  # noqa: ANN201
+    def text_config(self):
         return self.model.config.text_config
 
     @property
@@ -104,21 +118,45 @@ def read_architecture(path: Path) -> str:
 
 
 def load_checkpoint(
-    name: str, path: Path, *, device: str | torch.device = "cpu", dtype: str | torch.dtype = "float32"
+    name: str,
+    path: Path,
+    *,
+    device: str | torch.device = "cpu",
+    dtype: str | torch.dtype = "float32",
+    fast: bool = False,
 ) -> Checkpoint:
     architecture = read_architecture(path)
     cls, tasks = ARCHITECTURES[architecture]
     torch_dtype = DTYPES[dtype] if isinstance(dtype, str) else dtype
     if not any(path.glob("*.safetensors")):
         raise ModelNotFoundError(f"{path} has no .safetensors weights; blipkit loads safetensors only")
-    model = cls.from_pretrained(path, dtype=torch_dtype, use_safetensors=True)
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # one bar per weight file is noise for a command-line user
+    extras: dict[str, object] = {}
+    if fast:  # blipkit.runtime.fast: low-precision matmuls, fused attention, no float32 copy
+        from blipkit.runtime.fast import load_fast
+
+        if torch_dtype != torch.float32:
+            raise ValueError("fast=True picks each layer's precision itself; leave dtype at float32")
+        model, plan = load_fast(cls, path, device=device)
+        extras["fast"] = plan.describe()
+    else:
+        model = cls.from_pretrained(path, dtype=torch_dtype, use_safetensors=True)
     model.to(device).eval()
     tokenizer = BertTokenizerFast.from_pretrained(path)
     image_processor = BlipImageProcessorPil.from_pretrained(path)
     weights = sorted(path.glob("*.safetensors"))
     weights_id = f"{weights[0].stat().st_size}-{int(weights[0].stat().st_mtime)}" if weights else None
     return Checkpoint(
-        name=name, path=path, model=model, tokenizer=tokenizer, image_processor=image_processor,
-        tasks=tasks, device=torch.device(device), dtype=torch_dtype, architecture=architecture,
-        extras={"weights_id": weights_id},
+        name=name,
+        path=path,
+        model=model,
+        tokenizer=tokenizer,
+        image_processor=image_processor,
+        tasks=tasks,
+        device=torch.device(device),
+        dtype=torch_dtype,
+        architecture=architecture,
+        extras={"weights_id": weights_id, **extras},
     )

@@ -103,10 +103,7 @@ def encode_images(
             rows.extend(ok)
         if callable(on_batch):
             on_batch(len(chunk))
-    if chunks:
-        embeds = torch.cat(chunks)
-    else:
-        embeds = torch.empty(0, 0, 0, device=ckpt.device, dtype=ckpt.dtype)
+    embeds = torch.cat(chunks) if chunks else torch.empty(0, 0, 0, device=ckpt.device, dtype=ckpt.dtype)
     return ImageFeatures(labels, embeds, rows, errors, sizes)
 
 
@@ -120,7 +117,7 @@ def check_text(text: str, what: str = "text") -> str:
     return text
 
 
-def tokenize(ckpt: Checkpoint, texts: Sequence[str], *, max_tokens: int = defaults.MAX_TEXT_TOKENS):  # noqa: ANN201
+def tokenize(ckpt: Checkpoint, texts: Sequence[str], *, max_tokens: int = defaults.MAX_TEXT_TOKENS):
     enc = ckpt.tokenizer(
         list(texts), padding="longest", truncation=True, max_length=max_tokens, return_tensors="pt"
     )

@@ -71,11 +71,15 @@ def _from_hub(repo_id: str) -> Path:
     if folder is not None and (folder / "config.json").is_file():
         return folder
     if hub_offline():
-        raise ModelNotFoundError(f"{repo_id} is not in the local Hugging Face cache and HF_HUB_OFFLINE is set. {how}")
+        raise ModelNotFoundError(
+            f"{repo_id} is not in the local Hugging Face cache and HF_HUB_OFFLINE is set. {how}"
+        )
     try:
         folder = Path(snapshot_download(repo_id, allow_patterns=HUB_ALLOW_PATTERNS))
     except Exception as exc:  # network errors come in many types; all mean the same to the user
-        raise ModelNotFoundError(f"could not download {repo_id} from the Hugging Face hub ({exc}). {how}") from exc
+        raise ModelNotFoundError(
+            f"could not download {repo_id} from the Hugging Face hub ({exc}). {how}"
+        ) from exc
     if not any(folder.glob("*.safetensors")):
         raise ModelNotFoundError(f"{repo_id} has no safetensors weights; blipkit loads safetensors only")
     return folder

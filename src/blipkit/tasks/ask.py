@@ -19,8 +19,11 @@ def encode_questions(
     ids, mask = tokenize(ckpt, [check_text(q, "question") for q in questions])
     image_mask = torch.ones(image_embeds.shape[:-1], dtype=torch.long, device=image_embeds.device)
     states = ckpt.model.text_encoder(
-        input_ids=ids, attention_mask=mask, encoder_hidden_states=image_embeds,
-        encoder_attention_mask=image_mask, return_dict=True,
+        input_ids=ids,
+        attention_mask=mask,
+        encoder_hidden_states=image_embeds,
+        encoder_attention_mask=image_mask,
+        return_dict=True,
     ).last_hidden_state
     return states, mask
 

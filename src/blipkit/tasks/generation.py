@@ -31,8 +31,11 @@ class GenerationSettings:
     def __post_init__(self) -> None:
         if self.decoding not in DECODINGS:
             raise ValueError(f"decoding must be one of {DECODINGS}, not {self.decoding!r}")
-        if self.max_new_tokens < 1 or self.min_new_tokens < 0 or self.min_new_tokens > self.max_new_tokens:
-            raise ValueError("need 0 <= min_new_tokens <= max_new_tokens and max_new_tokens >= 1")
+        if self.max_new_tokens < 1 or self.min_new_tokens < 0:
+            raise ValueError("need max_new_tokens >= 1 and min_new_tokens >= 0")
+        if self.min_new_tokens > self.max_new_tokens:
+            # asking for short texts lowers the default minimum with it
+            object.__setattr__(self, "min_new_tokens", self.max_new_tokens)
 
     def generate_kwargs(self) -> dict[str, object]:
         kwargs: dict[str, object] = {
@@ -44,7 +47,9 @@ class GenerationSettings:
         if self.decoding == "beam":
             kwargs.update(num_beams=max(self.num_beams, 1), do_sample=False)
         elif self.decoding == "nucleus":
-            kwargs.update(do_sample=True, top_p=self.top_p, temperature=self.temperature, top_k=0, num_beams=1)
+            kwargs.update(
+                do_sample=True, top_p=self.top_p, temperature=self.temperature, top_k=0, num_beams=1
+            )
         else:
             kwargs.update(do_sample=False, num_beams=1)
         return kwargs

@@ -17,8 +17,11 @@ def itm_scores(ckpt: Checkpoint, image_embeds: torch.Tensor, texts: Sequence[str
     ids, mask = tokenize(ckpt, [check_text(t) for t in texts])
     image_mask = torch.ones(image_embeds.shape[:-1], dtype=torch.long, device=image_embeds.device)
     hidden = ckpt.model.text_encoder(
-        input_ids=ids, attention_mask=mask, encoder_hidden_states=image_embeds,
-        encoder_attention_mask=image_mask, return_dict=True,
+        input_ids=ids,
+        attention_mask=mask,
+        encoder_hidden_states=image_embeds,
+        encoder_attention_mask=image_mask,
+        return_dict=True,
     ).last_hidden_state
     logits = ckpt.model.itm_head(hidden[:, 0, :])
     return torch.softmax(logits.float(), dim=-1)[:, 1].tolist()

@@ -41,8 +41,10 @@ def save_state(
     opt_tensors: dict[str, torch.Tensor] = {}
     groups = []
     for group in optimizer.param_groups:
-        groups.append({k: v for k, v in group.items() if k != "params"} | {
-            "params": [names[id(p)] for p in group["params"]]})
+        groups.append(
+            {k: v for k, v in group.items() if k != "params"}
+            | {"params": [names[id(p)] for p in group["params"]]}
+        )
         for p in group["params"]:
             for key, value in optimizer.state.get(p, {}).items():
                 opt_tensors[f"{names[id(p)]}::{key}"] = torch.as_tensor(value).detach().cpu().contiguous()

@@ -17,6 +17,7 @@ class DataSource:
     split: str | None = None
     easy_vqa: str | None = None
     limit: int | None = None
+    max_images: int | None = None  # keep only the rows of the first N distinct images
     image_root: str | None = None
 
 
@@ -32,6 +33,7 @@ class TrainConfig:
     steps: int = 3000
     batch_size: int = 96
     vqa_batch_size: int = 48
+    itm_batch_size: int | None = None  # ITM on the first N pairs only (ITM is the costliest loss)
     lr: float = 1e-4  # pretrained text weights
     lr_new: float = 4e-4  # everything initialised from scratch (cross-attention, heads, vision tokens)
     lr_cnn: float = 5e-5  # the part of the CNN that is tuned
@@ -54,6 +56,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     decode_workers: int = 4
     time_limit_s: float | None = None  # stop (and save) early when the wall clock runs out
+    time_budget_s: float | None = None  # size `steps` (and the LR schedule) to this many seconds of training
 
 
 @dataclass

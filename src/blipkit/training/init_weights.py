@@ -59,7 +59,8 @@ def builtin_image_processor(config: BuiltinBlipConfig) -> BlipImageProcessorPil:
     # EfficientNet-Lite's weights were trained on (x - 127.5) / 127.5, hence mean = std = 0.5.
     return BlipImageProcessorPil(
         size={"height": config.image_size, "width": config.image_size},
-        image_mean=config.image_mean, image_std=config.image_std,
+        image_mean=config.image_mean,
+        image_std=config.image_std,
     )
 
 
@@ -96,12 +97,13 @@ def initial_builtin_model(config: BuiltinBlipConfig | None = None) -> BuiltinBli
         raise ValueError(f"unknown vision variant {config.vision_variant}")
     model = BuiltinBlipModel(config)
     text = minilm_text_state(config.text_config.vocab_size)
-    missing, unexpected = model.text_encoder.load_state_dict(text, strict=False)
+    _missing, unexpected = model.text_encoder.load_state_dict(text, strict=False)
     if unexpected:
         raise RuntimeError(f"unexpected MiniLM weights: {unexpected[:5]}")
     # The decoder's own self-attention starts from the encoder's (BLIP initialises both from BERT).
-    for enc_layer, dec_layer in zip(model.text_encoder.encoder.layer, model.text_decoder.bert.encoder.layer,
-                                    strict=True):
+    for enc_layer, dec_layer in zip(
+        model.text_encoder.encoder.layer, model.text_decoder.bert.encoder.layer, strict=True
+    ):
         dec_layer.attention.load_state_dict(enc_layer.attention.state_dict())
     model.vision_model.trunk.load_state_dict(efficientnet_weights(config.vision_variant))
     model.tie_weights()

@@ -45,12 +45,16 @@ def _sample_negatives(sim: torch.Tensor, same: torch.Tensor) -> torch.Tensor:
     return torch.multinomial(weights, 1).squeeze(1)
 
 
-def itm_logits(model: nn.Module, image_embeds: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor
-               ) -> torch.Tensor:
+def itm_logits(
+    model: nn.Module, image_embeds: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor
+) -> torch.Tensor:
     image_mask = torch.ones(image_embeds.shape[:-1], dtype=torch.long, device=image_embeds.device)
     hidden = model.text_encoder(
-        input_ids=ids, attention_mask=mask, encoder_hidden_states=image_embeds,
-        encoder_attention_mask=image_mask, return_dict=True,
+        input_ids=ids,
+        attention_mask=mask,
+        encoder_hidden_states=image_embeds,
+        encoder_attention_mask=image_mask,
+        return_dict=True,
     ).last_hidden_state
     return model.itm_head(hidden[:, 0, :])
 
@@ -62,18 +66,22 @@ def itm_loss(
     mask: torch.Tensor,
     image_ids: torch.Tensor,
     sim_i2t: torch.Tensor,
+    count: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """ITM on positives plus one hard negative text per image and one hard negative image per text."""
+    """ITM on positives plus one hard negative text per image and one hard negative image per text.
+
+    With ``count``, only the first ``count`` pairs are scored (negatives still come from the whole batch).
+    """
+    k = count or ids.shape[0]
     with torch.no_grad():
         same = image_ids[:, None] == image_ids[None, :]
-        neg_text = _sample_negatives(sim_i2t, same)
-        neg_image = _sample_negatives(sim_i2t.t(), same)
-    embeds = torch.cat([image_embeds, image_embeds, image_embeds[neg_image]])
-    all_ids = torch.cat([ids, ids[neg_text], ids])
-    all_mask = torch.cat([mask, mask[neg_text], mask])
+        neg_text = _sample_negatives(sim_i2t[:k], same[:k])
+        neg_image = _sample_negatives(sim_i2t.t()[:k], same[:k])
+    embeds = torch.cat([image_embeds[:k], image_embeds[:k], image_embeds[neg_image]])
+    all_ids = torch.cat([ids[:k], ids[neg_text], ids[:k]])
+    all_mask = torch.cat([mask[:k], mask[neg_text], mask[:k]])
     logits = itm_logits(model, embeds, all_ids, all_mask)
-    b = ids.shape[0]
-    labels = torch.cat([torch.ones(b), torch.zeros(2 * b)]).long().to(logits.device)
+    labels = torch.cat([torch.ones(k), torch.zeros(2 * k)]).long().to(logits.device)
     loss = F.cross_entropy(logits.float(), labels)
     accuracy = (logits.argmax(dim=1) == labels).float().mean()
     return loss, accuracy
@@ -93,22 +101,33 @@ def decoder_loss(
     dec_ids = ids.clone()
     dec_ids[:, 0] = bos_token_id
     logits = model.text_decoder(
-        input_ids=dec_ids, attention_mask=mask, encoder_hidden_states=states,
-        encoder_attention_mask=states_mask, return_dict=True,
+        input_ids=dec_ids,
+        attention_mask=mask,
+        encoder_hidden_states=states,
+        encoder_attention_mask=states_mask,
+        return_dict=True,
     ).logits
     labels = dec_ids[:, 1:].masked_fill(mask[:, 1:] == 0, -100)
     return F.cross_entropy(
-        logits[:, :-1].float().reshape(-1, logits.shape[-1]), labels.reshape(-1),
-        ignore_index=-100, label_smoothing=label_smoothing,
+        logits[:, :-1].float().reshape(-1, logits.shape[-1]),
+        labels.reshape(-1),
+        ignore_index=-100,
+        label_smoothing=label_smoothing,
     )
 
 
-def lm_loss(model: nn.Module, image_embeds: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor,
-            label_smoothing: float = 0.1) -> torch.Tensor:
+def lm_loss(
+    model: nn.Module,
+    image_embeds: torch.Tensor,
+    ids: torch.Tensor,
+    mask: torch.Tensor,
+    label_smoothing: float = 0.1,
+) -> torch.Tensor:
     text = model.config.text_config
     image_mask = torch.ones(image_embeds.shape[:-1], dtype=torch.long, device=image_embeds.device)
-    return decoder_loss(model, ids, mask, image_embeds, image_mask, text.bos_token_id, text.pad_token_id,
-                        label_smoothing)
+    return decoder_loss(
+        model, ids, mask, image_embeds, image_mask, text.bos_token_id, text.pad_token_id, label_smoothing
+    )
 
 
 def vqa_loss(
@@ -123,8 +142,12 @@ def vqa_loss(
     text = model.config.text_config
     image_mask = torch.ones(image_embeds.shape[:-1], dtype=torch.long, device=image_embeds.device)
     states = model.text_encoder(
-        input_ids=q_ids, attention_mask=q_mask, encoder_hidden_states=image_embeds,
-        encoder_attention_mask=image_mask, return_dict=True,
+        input_ids=q_ids,
+        attention_mask=q_mask,
+        encoder_hidden_states=image_embeds,
+        encoder_attention_mask=image_mask,
+        return_dict=True,
     ).last_hidden_state
-    return decoder_loss(model, a_ids, a_mask, states, q_mask, text.bos_token_id, text.pad_token_id,
-                        label_smoothing)
+    return decoder_loss(
+        model, a_ids, a_mask, states, q_mask, text.bos_token_id, text.pad_token_id, label_smoothing
+    )

@@ -51,8 +51,9 @@ class TrainingData:
 def _easy_vqa(split: str) -> list[tuple[str, str, str]]:
     import easy_vqa
 
-    questions, answers, image_ids = (easy_vqa.get_train_questions() if split == "train"
-                                     else easy_vqa.get_test_questions())
+    questions, answers, image_ids = (
+        easy_vqa.get_train_questions() if split == "train" else easy_vqa.get_test_questions()
+    )
     paths = easy_vqa.get_train_image_paths() if split == "train" else easy_vqa.get_test_image_paths()
     return [(paths[i], q, a) for q, a, i in zip(questions, answers, image_ids, strict=True)]
 
@@ -61,30 +62,40 @@ def _vqa_rows(source: DataSource) -> list[tuple[str, str, str]]:
     if source.easy_vqa:
         rows = _easy_vqa(source.easy_vqa)
     else:
-        records = load_vqa_dataset(source.path, split=source.split, image_root=source.image_root,
-                                   on_bad="skip")
+        records = load_vqa_dataset(
+            source.path, split=source.split, image_root=source.image_root, on_bad="skip"
+        )
         rows = [(r.image, r.question, r.answer) for r in records if r.answer]
+    if source.max_images:
+        keep = set(sorted({p for p, _, _ in rows})[: source.max_images])
+        rows = [r for r in rows if r[0] in keep]
     if source.limit:
         rows = random.Random(0).sample(rows, min(source.limit, len(rows)))
     return rows
 
 
 def _caption_rows(source: DataSource) -> list[tuple[str, str]]:
-    records = load_caption_dataset(source.path, split=source.split, image_root=source.image_root,
-                                   on_bad="skip", check_images=False)
+    records = load_caption_dataset(
+        source.path, split=source.split, image_root=source.image_root, on_bad="skip", check_images=False
+    )
     if source.limit:
         records = records[: source.limit]
     return [(r.image, c) for r in records for c in r.captions]
 
 
-def build_data(config: PretrainConfig, tokenizer, image_size: int) -> TrainingData:  # noqa: ANN001
+def build_data(config: PretrainConfig, tokenizer, image_size: int) -> TrainingData:
     caps = [row for s in config.data.captions for row in _caption_rows(s)]
     vqas = [row for s in config.data.vqa for row in _vqa_rows(s)]
     vals = _caption_rows(config.data.val_captions) if config.data.val_captions else []
     paths = list(dict.fromkeys([p for p, _ in caps] + [p for p, _, _ in vqas] + [p for p, _ in vals]))
     row = {p: i for i, p in enumerate(paths)}
-    log.info("training data: %d captions, %d questions, %d val captions, %d images",
-             len(caps), len(vqas), len(vals), len(paths))
+    log.info(
+        "training data: %d captions, %d questions, %d val captions, %d images",
+        len(caps),
+        len(vqas),
+        len(vals),
+        len(paths),
+    )
     pixels = decode_images(paths, image_size, workers=config.train.decode_workers)
     n = config.train.max_text_tokens
     empty = TokenTable(torch.zeros(0, n, dtype=torch.long), torch.zeros(0, n, dtype=torch.long))
@@ -106,13 +117,15 @@ def _param_groups(model: BuiltinBlipModel, config: PretrainConfig) -> list[dict]
     for p in trunk.parameters():
         p.requires_grad = False
     if t.cnn_trainable_blocks > 0:
-        for module in [*trunk._blocks[-t.cnn_trainable_blocks:], trunk._conv_head, trunk._bn1]:
+        for module in [*trunk._blocks[-t.cnn_trainable_blocks :], trunk._conv_head, trunk._bn1]:
             for p in module.parameters():
                 p.requires_grad = True
     if t.freeze_word_embeddings:
         model.text_encoder.embeddings.word_embeddings.weight.requires_grad = False
     pretrained_text = {id(p) for n, p in model.text_encoder.named_parameters() if "crossattention" not in n}
-    pretrained_text |= {id(p) for n, p in model.text_decoder.bert.named_parameters() if "crossattention" not in n}
+    pretrained_text |= {
+        id(p) for n, p in model.text_decoder.bert.named_parameters() if "crossattention" not in n
+    }
     cnn = {id(p) for p in trunk.parameters()}
     groups: dict[str, list] = {"text": [], "text_nd": [], "new": [], "new_nd": [], "cnn": []}
     seen: set[int] = set()
@@ -128,9 +141,17 @@ def _param_groups(model: BuiltinBlipModel, config: PretrainConfig) -> list[dict]
         else:
             groups["new_nd" if no_decay else "new"].append(p)
     lr = {"text": t.lr, "text_nd": t.lr, "new": t.lr_new, "new_nd": t.lr_new, "cnn": t.lr_cnn}
-    return [{"params": ps, "lr": lr[k], "base_lr": lr[k], "name": k,
-             "weight_decay": 0.0 if k.endswith("_nd") or k == "cnn" else t.weight_decay}
-            for k, ps in groups.items() if ps]
+    return [
+        {
+            "params": ps,
+            "lr": lr[k],
+            "base_lr": lr[k],
+            "name": k,
+            "weight_decay": 0.0 if k.endswith("_nd") or k == "cnn" else t.weight_decay,
+        }
+        for k, ps in groups.items()
+        if ps
+    ]
 
 
 def _lr_factor(step: int, total: int, warmup: int) -> float:
@@ -173,9 +194,10 @@ class Pretrainer:
             self.data.pixels = self.data.pixels.to(self.device)
         amp = config.train.amp
         use_bf16 = (amp == "bf16") or (amp == "auto" and self.device.type == "cuda")
-        self.autocast = (torch.autocast(self.device.type, dtype=torch.bfloat16) if use_bf16
-                         else nullcontext())
+        self.autocast = torch.autocast(self.device.type, dtype=torch.bfloat16) if use_bf16 else nullcontext()
         self.trunk_trainable = config.train.cnn_trainable_blocks > 0
+        # A frozen CNN sees every image the same way every epoch: run it once, keep its output.
+        self.trunk_cache = None if self.trunk_trainable else self._cache_trunk()
         self.step = 0
         self.best: float | None = None
         self.history: list[dict] = []
@@ -188,12 +210,24 @@ class Pretrainer:
             px = augment(px, size, scale=self.config.train.augment_scale)
         return normalize(px, self.model_config.image_mean, self.model_config.image_std)
 
+    @torch.no_grad()
+    def _cache_trunk(self, batch: int = 64) -> torch.Tensor:
+        trunk = self.model.vision_model.trunk.eval()
+        n = len(self.data.pixels)
+        out = None
+        for start in tqdm(range(0, n, batch), desc="CNN features", leave=False, mininterval=10):
+            rows = torch.arange(start, min(start + batch, n))
+            feats = trunk(self._pixels(rows, train=False)).to(torch.float16)
+            if out is None:
+                out = torch.empty((n, *feats.shape[1:]), dtype=torch.float16, device=feats.device)
+            out[start : start + len(rows)] = feats
+        return out
+
     def _image_embeds(self, rows: torch.Tensor, train: bool) -> torch.Tensor:
-        pixels = self._pixels(rows, train)
-        if not self.trunk_trainable:
-            with torch.no_grad():
-                feats = self.model.vision_model.trunk(pixels)
+        if self.trunk_cache is not None:
+            feats = self.trunk_cache[rows.to(self.trunk_cache.device)].to(self.device, torch.float32)
             return self.model.vision_model(trunk_features=feats).last_hidden_state
+        pixels = self._pixels(rows, train)
         return self.model.vision_model(pixel_values=pixels).last_hidden_state
 
     def train_step(self) -> dict[str, float]:
@@ -210,9 +244,14 @@ class Pretrainer:
                 ids, mask = ids.to(self.device), mask.to(self.device)
                 embeds = self._image_embeds(rows, train=True)
                 image_ids = rows.to(self.device)
-                itc, sim = obj.itc_loss(obj.image_feature(model, embeds), obj.text_feature(model, ids, mask),
-                                        image_ids, model.itc_temperature)
-                itm, itm_acc = obj.itm_loss(model, embeds, ids, mask, image_ids, sim.detach())
+                itc, sim = obj.itc_loss(
+                    obj.image_feature(model, embeds),
+                    obj.text_feature(model, ids, mask),
+                    image_ids,
+                    model.itc_temperature,
+                )
+                k = min(t.itm_batch_size or len(idx), len(idx))
+                itm, itm_acc = obj.itm_loss(model, embeds, ids, mask, image_ids, sim.detach(), k)
                 lm = obj.lm_loss(model, embeds, ids, mask, t.label_smoothing)
                 loss = t.loss_itc * itc + t.loss_itm * itm + t.loss_lm * lm
                 metrics.update(itc=itc.item(), itm=itm.item(), itm_acc=itm_acc.item(), lm=lm.item())
@@ -264,7 +303,9 @@ class Pretrainer:
         where = {r: i for i, r in enumerate(images)}
         truth = torch.tensor([where[r] for r in d.val_image.tolist()], device=sim.device)
         t2i = (sim.argmax(dim=0) == truth).float().mean().item() * 100
-        i2t = (truth[sim.argmax(dim=1)] == torch.arange(len(images), device=sim.device)).float().mean().item() * 100
+        i2t = (
+            truth[sim.argmax(dim=1)] == torch.arange(len(images), device=sim.device)
+        ).float().mean().item() * 100
         return {"val_lm": sum(losses) / len(d.val_image), "val_r1_t2i": t2i, "val_r1_i2t": i2t}
 
     # --- saving -------------------------------------------------------------------------------
@@ -284,19 +325,33 @@ class Pretrainer:
         (self.out / "config.json").write_text(json.dumps(self.config.to_dict(), indent=1, default=str))
         if resume and (meta := load_state(self.out, self.model, self.optimizer)):
             self.step, self.best = meta["step"], meta.get("best")
+            t.steps = meta.get("steps", t.steps)
             self.history = meta.get("history", [])
             log.info("resumed at step %d", self.step)
         started = time.monotonic()
         bar = tqdm(total=t.steps, initial=self.step, desc="pretrain", unit="step", dynamic_ncols=True)
         running: dict[str, float] = {}
+        sized = self.step > 0 or not t.time_budget_s
+        step_timer = time.monotonic()
         while self.step < t.steps:
             metrics = self.train_step()
             self.step += 1
+            if not sized and self.step == 3:
+                step_timer = time.monotonic()
+            if not sized and self.step == 13:
+                # size the run, and its cosine schedule, to the time budget
+                per_step = (time.monotonic() - step_timer) / 10
+                t.steps = max(self.step + 1, int((t.time_budget_s - (time.monotonic() - started)) / per_step))
+                bar.total = t.steps
+                sized = True
+                log.info("%.2f s/step: %d steps fit the %.0f s budget", per_step, t.steps, t.time_budget_s)
             bar.update(1)
             for k, v in metrics.items():
                 running[k] = 0.9 * running.get(k, v) + 0.1 * v
             if self.step % t.log_every == 0:
-                bar.set_postfix({k: f"{v:.3f}" for k, v in running.items() if k in ("loss", "itc", "lm", "vqa")})
+                bar.set_postfix(
+                    {k: f"{v:.3f}" for k, v in running.items() if k in ("loss", "itc", "lm", "vqa")}
+                )
                 self.history.append({"step": self.step, **{k: round(v, 4) for k, v in running.items()}})
             out_of_time = t.time_limit_s is not None and time.monotonic() - started > t.time_limit_s
             if self.step % t.eval_every == 0 or self.step == t.steps or out_of_time:
@@ -311,8 +366,13 @@ class Pretrainer:
                         self.best = score
                         self.save_model(self.out / "best")
             if t.save_every and (self.step % t.save_every == 0 or self.step == t.steps or out_of_time):
-                save_state(self.out, self.model, self.optimizer, self.step,
-                           {"best": self.best, "history": self.history})
+                save_state(
+                    self.out,
+                    self.model,
+                    self.optimizer,
+                    self.step,
+                    {"best": self.best, "history": self.history, "steps": t.steps},
+                )
             if out_of_time:
                 log.warning("time limit reached at step %d", self.step)
                 break

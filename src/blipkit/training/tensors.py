@@ -24,15 +24,24 @@ def _decode(path: str, size: int) -> np.ndarray:
     image = load_image(path)
     if image.size != (size, size):
         image = image.resize((size, size), Image.Resampling.BICUBIC)
-    return np.asarray(image, dtype=np.uint8).transpose(2, 0, 1)
+    return np.array(image, dtype=np.uint8).transpose(2, 0, 1)
 
 
-def decode_images(paths: Sequence[str], size: int, workers: int = 4, desc: str = "decode images") -> torch.Tensor:
+def decode_images(
+    paths: Sequence[str], size: int, workers: int = 4, desc: str = "decode images"
+) -> torch.Tensor:
     """All images as one (N, 3, size, size) uint8 tensor, resized as BLIP's image processor does."""
     out = torch.empty((len(paths), 3, size, size), dtype=torch.uint8)
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        for i, arr in enumerate(tqdm(pool.map(lambda p: _decode(p, size), paths), total=len(paths),
-                                     desc=desc, leave=False, mininterval=5)):
+        for i, arr in enumerate(
+            tqdm(
+                pool.map(lambda p: _decode(p, size), paths),
+                total=len(paths),
+                desc=desc,
+                leave=False,
+                mininterval=5,
+            )
+        ):
             out[i] = torch.from_numpy(arr)
     return out
 
@@ -51,9 +60,10 @@ class TokenTable:
         return TokenTable(self.ids.to(device), self.mask.to(device))
 
 
-def tokenize_all(tokenizer, texts: Sequence[str], max_tokens: int) -> TokenTable:  # noqa: ANN001
-    enc = tokenizer(list(texts), padding="max_length", truncation=True, max_length=max_tokens,
-                    return_tensors="pt")
+def tokenize_all(tokenizer, texts: Sequence[str], max_tokens: int) -> TokenTable:
+    enc = tokenizer(
+        list(texts), padding="max_length", truncation=True, max_length=max_tokens, return_tensors="pt"
+    )
     return TokenTable(enc["input_ids"], enc["attention_mask"])
 
 
@@ -65,8 +75,11 @@ def normalize(pixels_uint8: torch.Tensor, mean: Sequence[float], std: Sequence[f
 
 
 def augment(
-    pixels_uint8: torch.Tensor, out_size: int, scale: tuple[float, float] = (0.5, 1.0),
-    ratio: tuple[float, float] = (3 / 4, 4 / 3), jitter: float = 0.1,
+    pixels_uint8: torch.Tensor,
+    out_size: int,
+    scale: tuple[float, float] = (0.5, 1.0),
+    ratio: tuple[float, float] = (3 / 4, 4 / 3),
+    jitter: float = 0.1,
 ) -> torch.Tensor:
     """Random resized crop and a little brightness/contrast jitter, batched on the tensor's device.
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from transformers import PretrainedConfig
 from transformers.models.blip.configuration_blip import BlipTextConfig
@@ -40,7 +40,7 @@ class BuiltinBlipConfig(PretrainedConfig):
     """
 
     model_type = "blipkit"
-    sub_configs = {"text_config": BlipTextConfig}
+    sub_configs: ClassVar[dict[str, type]] = {"text_config": BlipTextConfig}
 
     def __init__(
         self,

@@ -114,10 +114,13 @@ class EfficientNetLite(nn.Module):
         for i, (repeats, kernel, stride, expand, c_in, c_out) in enumerate(_STAGES):
             c_in = 32 if i == 0 else _round_filters(c_in, width)
             c_out = _round_filters(c_out, width)
-            n = repeats if i in (0, last) else int(math.ceil(depth * repeats))
+            n = repeats if i in (0, last) else math.ceil(depth * repeats)
             for j in range(n):
-                blocks.append(MBConvBlock(_BlockSpec(kernel, stride if j == 0 else 1, expand,
-                                                     c_in if j == 0 else c_out, c_out)))
+                blocks.append(
+                    MBConvBlock(
+                        _BlockSpec(kernel, stride if j == 0 else 1, expand, c_in if j == 0 else c_out, c_out)
+                    )
+                )
         self._blocks = nn.ModuleList(blocks)
         self._conv_head = SameConv2d(blocks[-1].spec.c_out, HEAD_CHANNELS, 1, bias=False)
         self._bn1 = nn.BatchNorm2d(HEAD_CHANNELS, eps=_BN_EPS, momentum=_BN_MOMENTUM)

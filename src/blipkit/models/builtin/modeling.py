@@ -9,6 +9,7 @@ sub-module names as the Salesforce checkpoints (``vision_model``, ``text_encoder
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -24,7 +25,7 @@ _SHARED_LAYER_PARTS = ("crossattention", "intermediate", "output")
 
 
 class BuiltinVisionModel(nn.Module):
-    """Image -> ``[CLS, grid tokens]``: the CNN's last feature grid, projected, with a small transformer on top.
+    """Image -> ``[CLS, grid tokens]``: the CNN's last feature grid, projected, plus a small transformer.
 
     The transformer lets each grid cell see the whole image and gives BLIP its [CLS] summary token, which
     the ITC head projects, as in BLIP's ViT.
@@ -41,8 +42,13 @@ class BuiltinVisionModel(nn.Module):
         self.position_embedding = nn.Parameter(torch.zeros(1, 1 + grid * grid, width))
         self.layers = nn.ModuleList(
             nn.TransformerEncoderLayer(
-                width, config.vision_num_heads, 4 * width, dropout=0.0, activation="gelu",
-                batch_first=True, norm_first=True,
+                width,
+                config.vision_num_heads,
+                4 * width,
+                dropout=0.0,
+                activation="gelu",
+                batch_first=True,
+                norm_first=True,
             )
             for _ in range(config.vision_num_layers)
         )
@@ -58,9 +64,12 @@ class BuiltinVisionModel(nn.Module):
         return torch.cat([pos[:, :1], grid.flatten(2).transpose(1, 2)], dim=1)
 
     def forward(
-        self, pixel_values: torch.Tensor | None = None, trunk_features: torch.Tensor | None = None, **_: object
+        self,
+        pixel_values: torch.Tensor | None = None,
+        trunk_features: torch.Tensor | None = None,
+        **_: object,
     ) -> BaseModelOutputWithPooling:
-        """Encode images; ``trunk_features`` (the CNN's output, cached) skips the CNN when training it frozen."""
+        """Encode images; ``trunk_features`` (the CNN's cached output) skips the CNN when it is frozen."""
         features = self.trunk(pixel_values) if trunk_features is None else trunk_features  # (B, 1280, h, w)
         b, _, h, w = features.shape
         tokens = self.proj(features.flatten(2).transpose(1, 2))
@@ -78,7 +87,7 @@ class BuiltinBlipPreTrainedModel(PreTrainedModel):
     base_model_prefix = "blipkit"
     main_input_name = "pixel_values"
     input_modalities = ("image", "text")
-    _no_split_modules: list[str] = []
+    _no_split_modules: ClassVar[list[str]] = []
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:

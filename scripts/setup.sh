@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Set up blipkit on a machine that has Python >= 3.11 and pip, then run the main job:
+# caption the sample images with the built-in model.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+PIP=(.venv/bin/python -m pip install --quiet --disable-pip-version-check)
+# torch first, pinned to the CPU build: a bare `torch` requirement would pull a multi-GB CUDA build.
+"${PIP[@]}" "torch==2.13.0"
+"${PIP[@]}" -e ".[all]"
+# The browser for the web page's end-to-end test (Debian's chromium), when we may install packages.
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  bash scripts/install_browser.sh || echo "note: chromium could not be installed; browser tests will skip"
+fi
+echo "blipkit is installed in .venv. Captions of examples/images by the built-in model:"
+HF_HUB_OFFLINE=1 OMP_NUM_THREADS=1 .venv/bin/blipkit caption examples/images --no-progress

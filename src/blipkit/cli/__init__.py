@@ -1,0 +1,1 @@
+"""The ``blipkit`` command line."""

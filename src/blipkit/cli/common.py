@@ -1,0 +1,174 @@
+"""What every blipkit command shares: model options, result output, progress, resume and exit codes."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from blipkit import defaults
+
+# exit codes: 0 all good, 1 usage or fatal error, 2 some inputs failed (the rest were processed)
+EXIT_OK, EXIT_FATAL, EXIT_PARTIAL = 0, 1, 2
+OUTPUT_SUFFIXES = (".jsonl", ".csv", ".parquet")
+
+ModelOption = typer.Option(
+    defaults.DEFAULT_MODEL,
+    "--model",
+    "-m",
+    help="builtin, an alias (base, large, vqa, itm...), a hub id or a local folder.",
+)
+DeviceOption = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1, mps...")
+DtypeOption = typer.Option("float32", "--dtype", help="float32, bfloat16 or float16.")
+ThreadsOption = typer.Option(None, "--threads", help="Torch threads (default: torch's choice).")
+FastOption = typer.Option(False, "--fast/--no-fast", help="Use the fast path (int8 weights) where available.")
+BatchOption = typer.Option(defaults.BATCH_SIZE, "--batch-size", "-b", min=1, help="Images per batch.")
+JsonOption = typer.Option(False, "--json", help="One JSON object per line on stdout.")
+OutOption = typer.Option(None, "--out", "-o", help="Write results to FILE.jsonl, .csv or .parquet.")
+ResumeOption = typer.Option(False, "--resume", help="Skip images already in --out.")
+ProgressOption = typer.Option(True, "--progress/--no-progress", help="Progress bar on stderr.")
+
+
+def fail(message: str, code: int = EXIT_FATAL) -> typer.Exit:
+    typer.secho(f"error: {message}", fg="red", err=True)
+    return typer.Exit(code)
+
+
+def load_model(
+    model: str, device: str, dtype: str, threads: int | None, fast: bool = False, task: str | None = None
+):
+    """Load a model for a command, turning blipkit errors into a clean message and exit code 1."""
+    import blipkit
+    from blipkit.errors import BlipkitError
+
+    try:
+        kwargs: dict[str, Any] = {"device": device, "dtype": dtype, "threads": threads}
+        if fast:
+            kwargs["fast"] = True
+        return blipkit.load(model, task, **kwargs)
+    except (BlipkitError, ValueError) as exc:
+        raise fail(str(exc)) from exc
+
+
+def check_out(out: Path | None) -> None:
+    if out is not None and out.suffix not in OUTPUT_SUFFIXES:
+        raise fail(f"--out must end in {', '.join(OUTPUT_SUFFIXES)}, not {out.name!r}")
+
+
+def done_images(out: Path | None) -> set[str]:
+    """Images already in an output file (for --resume); rows that carry an error are done again."""
+    if out is None or not out.exists():
+        return set()
+    rows = read_rows(out)
+    return {str(r["image"]) for r in rows if not r.get("error")}
+
+
+def read_rows(path: Path) -> list[dict[str, Any]]:
+    if path.suffix == ".jsonl":
+        rows = []
+        with path.open() as f:
+            for line in f:
+                line = line.strip()
+                if line:
+                    try:
+                        rows.append(json.loads(line))
+                    except json.JSONDecodeError:
+                        continue  # a line cut short by an interrupted run
+        return rows
+    if path.suffix == ".csv":
+        with path.open(newline="") as f:
+            return list(csv.DictReader(f))
+    import pyarrow.parquet as pq
+
+    return pq.read_table(path).to_pylist()
+
+
+class ResultWriter:
+    """Prints results (human-readable or JSON lines) and/or appends them to an output file.
+
+    JSONL and CSV are appended row by row and flushed, so an interrupted run keeps what it did;
+    Parquet is written once at the end (merged with the rows of an earlier run when resuming).
+    """
+
+    def __init__(self, out: Path | None, as_json: bool, human: Any, resume: bool = False) -> None:
+        self.out, self.as_json, self.human, self.resume = out, as_json, human, resume
+        self.failed = 0
+        self.count = 0
+        self._parquet: list[dict[str, Any]] = []
+        self._file = None
+        self._csv: csv.DictWriter | None = None
+        if out is not None and out.suffix in (".jsonl", ".csv"):
+            out.parent.mkdir(parents=True, exist_ok=True)
+            if out.suffix == ".csv" and resume and out.exists():
+                self._csv_fields = list(read_rows(out)[0].keys()) if read_rows(out) else None
+            self._file = out.open("a" if resume else "w", newline="")
+
+    def write(self, row: dict[str, Any]) -> None:
+        self.count += 1
+        if row.get("error"):
+            self.failed += 1
+            # blipkit's errors already name their source
+            message = row["error"] if str(row["image"]) in row["error"] else f"{row['image']}: {row['error']}"
+            typer.secho(message, fg="yellow", err=True)
+        if self.as_json:
+            sys.stdout.write(json.dumps(row, ensure_ascii=False) + "\n")
+            sys.stdout.flush()
+        elif self.out is None and not row.get("error"):
+            typer.echo(self.human(row))
+        if self._file is not None and self.out is not None:
+            if self.out.suffix == ".jsonl":
+                self._file.write(json.dumps(row, ensure_ascii=False) + "\n")
+            else:
+                flat = {k: json.dumps(v) if isinstance(v, dict | list) else v for k, v in row.items()}
+                if self._csv is None:
+                    fields = getattr(self, "_csv_fields", None) or list(flat.keys())
+                    for extra in ("error", "error_code"):
+                        if extra not in fields:
+                            fields.append(extra)
+                    self._csv = csv.DictWriter(self._file, fieldnames=fields, extrasaction="ignore")
+                    if self._file.tell() == 0:
+                        self._csv.writeheader()
+                self._csv.writerow(flat)
+            self._file.flush()
+        elif self.out is not None:
+            self._parquet.append(row)
+
+    def close(self) -> int:
+        if self._file is not None:
+            self._file.close()
+        if self.out is not None and self.out.suffix == ".parquet":
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            rows = (read_rows(self.out) if self.resume and self.out.exists() else []) + self._parquet
+            self.out.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.out.with_suffix(".parquet.tmp")
+            pq.write_table(pa.Table.from_pylist(rows), tmp)
+            tmp.replace(self.out)
+        if self.failed:
+            typer.secho(f"{self.failed} of {self.count} inputs failed", fg="yellow", err=True)
+            return EXIT_PARTIAL
+        return EXIT_OK
+
+
+@contextmanager
+def progress_bar(total: int, enabled: bool, unit: str = "img") -> Iterator[Any]:
+    """A tqdm bar on stderr (images/s and ETA); yields a callback that advances it."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, unit=unit, disable=not enabled or total <= 1, file=sys.stderr, dynamic_ncols=True)
+    try:
+        yield bar.update
+    finally:
+        bar.close()
+
+
+def chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

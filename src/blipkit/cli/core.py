@@ -1,0 +1,207 @@
+"""The core commands: caption, ask, match, embed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from blipkit import defaults
+from blipkit.cli import common as c
+
+
+def _sources(paths: list[str]) -> list:
+    from blipkit.io import expand_sources
+
+    sources = expand_sources(paths)
+    if not sources:
+        raise c.fail("no images found in " + " ".join(paths))
+    return sources
+
+
+def caption(
+    paths: list[str] = typer.Argument(..., help="Images, folders (recursive), globs, URLs or @list.txt."),
+    prompt: str = typer.Option(
+        None, "--prompt", "-p", help='Text the caption continues, e.g. "a photography of".'
+    ),
+    decoding: str = typer.Option("beam", "--decoding", help="beam, greedy or nucleus."),
+    num_beams: int = typer.Option(defaults.NUM_BEAMS, "--num-beams", min=1),
+    max_new_tokens: int = typer.Option(defaults.MAX_NEW_TOKENS, "--max-new-tokens", min=1),
+    min_new_tokens: int = typer.Option(defaults.MIN_NEW_TOKENS, "--min-new-tokens", min=0),
+    top_p: float = typer.Option(defaults.TOP_P, "--top-p"),
+    temperature: float = typer.Option(defaults.TEMPERATURE, "--temperature"),
+    repetition_penalty: float = typer.Option(defaults.REPETITION_PENALTY, "--repetition-penalty"),
+    no_repeat_ngram_size: int = typer.Option(defaults.NO_REPEAT_NGRAM_SIZE, "--no-repeat-ngram-size", min=0),
+    model: str = c.ModelOption,
+    device: str = c.DeviceOption,
+    dtype: str = c.DtypeOption,
+    threads: int = c.ThreadsOption,
+    fast: bool = c.FastOption,
+    batch_size: int = c.BatchOption,
+    as_json: bool = c.JsonOption,
+    out: Path = c.OutOption,
+    resume: bool = c.ResumeOption,
+    progress: bool = c.ProgressOption,
+) -> None:
+    """Caption images. Each caption comes with a confidence: the geometric-mean probability of its tokens."""
+    from blipkit.tasks.generation import GenerationSettings
+
+    c.check_out(out)
+    try:
+        settings = GenerationSettings(
+            decoding=decoding,
+            num_beams=num_beams,
+            max_new_tokens=max_new_tokens,  # type: ignore[arg-type]
+            min_new_tokens=min_new_tokens,
+            top_p=top_p,
+            temperature=temperature,
+            repetition_penalty=repetition_penalty,
+            no_repeat_ngram_size=no_repeat_ngram_size,
+        )
+    except ValueError as exc:
+        raise c.fail(str(exc)) from exc
+    sources = _sources(paths)
+    if resume:
+        done = c.done_images(out)
+        sources = [s for s in sources if str(s) not in done]
+    blip = c.load_model(model, device, dtype, threads, fast, task="caption")
+    writer = c.ResultWriter(
+        out, as_json, lambda r: f"{r['image']}\t{r['caption']}\t({r['confidence']:.2f})", resume=resume
+    )
+    with c.progress_bar(len(sources), progress) as advance:
+        for chunk in c.chunks(sources, batch_size):
+            for result in blip.caption(chunk, prompt=prompt, settings=settings, batch_size=batch_size):
+                writer.write(result.to_dict())
+            advance(len(chunk))
+    raise typer.Exit(writer.close())
+
+
+def ask(
+    image: str = typer.Argument(..., help="An image (path, URL) or a folder/glob to ask about each image."),
+    question: str = typer.Argument(..., help="The question."),
+    choices: str = typer.Option(None, "--choices", help="Comma-separated candidate answers to rank."),
+    model: str = c.ModelOption,
+    device: str = c.DeviceOption,
+    dtype: str = c.DtypeOption,
+    threads: int = c.ThreadsOption,
+    fast: bool = c.FastOption,
+    batch_size: int = c.BatchOption,
+    as_json: bool = c.JsonOption,
+    out: Path = c.OutOption,
+    progress: bool = c.ProgressOption,
+) -> None:
+    """Answer a question about an image, by generation or by ranking --choices."""
+    c.check_out(out)
+    options = [x.strip() for x in choices.split(",") if x.strip()] if choices else None
+    sources = _sources([image])
+    blip = c.load_model(model, device, dtype, threads, fast, task="vqa")
+
+    def human(r: dict) -> str:
+        line = f"{r['image']}\t{r['answer']}\t({r['confidence']:.2f})"
+        if r.get("scores"):
+            line += "\t" + ", ".join(
+                f"{k}: {v:.3f}" for k, v in sorted(r["scores"].items(), key=lambda kv: -kv[1])
+            )
+        return line
+
+    writer = c.ResultWriter(out, as_json, human)
+    with c.progress_bar(len(sources), progress) as advance:
+        for chunk in c.chunks(sources, batch_size):
+            for result in blip.ask(chunk, question, choices=options, batch_size=batch_size):
+                writer.write(result.to_dict())
+            advance(len(chunk))
+    raise typer.Exit(writer.close())
+
+
+def match(
+    image: str = typer.Argument(..., help="An image (or folder/glob: every image is matched)."),
+    texts: list[str] = typer.Argument(..., help="One or more texts."),
+    model: str = c.ModelOption,
+    device: str = c.DeviceOption,
+    dtype: str = c.DtypeOption,
+    threads: int = c.ThreadsOption,
+    fast: bool = c.FastOption,
+    batch_size: int = c.BatchOption,
+    as_json: bool = c.JsonOption,
+    out: Path = c.OutOption,
+) -> None:
+    """Image-text matching: the probability (ITM head) that each text describes the image."""
+    c.check_out(out)
+    sources = _sources([image])
+    blip = c.load_model(model, device, dtype, threads, fast, task="itm")
+    writer = c.ResultWriter(out, as_json, lambda r: f"{r['image']}\t{r['score']:.4f}\t{r['text']}")
+    for result in blip.match(sources, texts, batch_size=batch_size):
+        writer.write(result.to_dict())
+    raise typer.Exit(writer.close())
+
+
+def embed(
+    paths: list[str] = typer.Argument(None, help="Images, folders, globs (omit with --text)."),
+    text: list[str] = typer.Option(None, "--text", "-t", help="Embed these texts instead of images."),
+    out: Path = typer.Option(..., "--out", "-o", help="vectors.parquet (with names) or vectors.npy."),
+    model: str = c.ModelOption,
+    device: str = c.DeviceOption,
+    dtype: str = c.DtypeOption,
+    threads: int = c.ThreadsOption,
+    fast: bool = c.FastOption,
+    batch_size: int = c.BatchOption,
+    progress: bool = c.ProgressOption,
+) -> None:
+    """L2-normalised ITC embeddings of images or texts, saved as Parquet (name + vector) or .npy."""
+    import numpy as np
+
+    if out.suffix not in (".parquet", ".npy"):
+        raise c.fail("--out must end in .parquet or .npy")
+    if bool(paths) == bool(text):
+        raise c.fail("give images or --text, not both (and not neither)")
+    blip = c.load_model(model, device, dtype, threads, fast, task="itc")
+    failed = 0
+    if text:
+        names, errors = list(text), [None] * len(text)
+        try:
+            vectors = blip.embed_texts(text)
+        except Exception as exc:  # a TextError names the bad text
+            raise c.fail(str(exc)) from exc
+    else:
+        sources = _sources(paths)
+        chunks_out, names, errors = [], [], []
+        with c.progress_bar(len(sources), progress) as advance:
+            for chunk in c.chunks(sources, batch_size):
+                feats = blip.encode_images(chunk, batch_size=batch_size)
+                chunks_out.append(blip.embed_images(feats))
+                names.extend(feats.labels)
+                errors.extend(str(feats.errors[i]) if i in feats.errors else None for i in range(len(chunk)))
+                advance(len(chunk))
+        vectors = np.concatenate(chunks_out)
+        for name, err in zip(names, errors, strict=True):
+            if err:
+                failed += 1
+                typer.secho(f"{name}: {err}", fg="yellow", err=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix == ".npy":
+        np.save(out, vectors.astype(np.float32))
+    else:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        table = pa.table(
+            {
+                "name": names,
+                "vector": pa.FixedSizeListArray.from_arrays(
+                    pa.array(vectors.astype(np.float32).ravel()), vectors.shape[1]
+                ),
+                "error": errors,
+            }
+        )
+        pq.write_table(table, out)
+    typer.echo(f"wrote {len(names)} vectors of dimension {vectors.shape[1]} to {out}", err=True)
+    if failed:
+        typer.secho(f"{failed} of {len(names)} inputs failed", fg="yellow", err=True)
+    raise typer.Exit(c.EXIT_PARTIAL if failed else c.EXIT_OK)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(caption)
+    app.command()(ask)
+    app.command()(match)
+    app.command()(embed)

