@@ -13,5 +13,7 @@ PIP=(.venv/bin/python -m pip install --quiet --disable-pip-version-check)
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   bash scripts/install_browser.sh || echo "note: chromium could not be installed; browser tests will skip"
 fi
+# Until the trained built-in weights ship, a small random-weight stand-in keeps every command working.
+.venv/bin/python -c "from blipkit.runtime.resolve import ensure_placeholder as e; p = e(); p and print('built placeholder', p)"
 echo "blipkit is installed in .venv. Captions of examples/images by the built-in model:"
 HF_HUB_OFFLINE=1 OMP_NUM_THREADS=1 .venv/bin/blipkit caption examples/images --no-progress

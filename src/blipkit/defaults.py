@@ -74,11 +74,12 @@ HYBRID_TEXT_WEIGHT = 0.5
 HYBRID_RRF_K = 60
 # --rerank re-encodes this many top candidates from disk and orders them by ITM probability.
 RERANK_CANDIDATES = 32
-# Past this many rows the index gets an approximate (IVF-PQ) vector index; below it exact search is fast.
-ANN_INDEX_MIN_ROWS = 100_000
+# Past this many rows the index gets an approximate (IVF-PQ) vector index: LanceDB's exact scan costs
+# about 5 ms per 1,000 rows on one core (benchmarks/ann_index.py, docs/search.md).
+ANN_INDEX_MIN_ROWS = 20_000
 ANN_INDEX_TYPE = "IVF_PQ"
-ANN_NPROBES = 20
-ANN_REFINE_FACTOR = 10
+ANN_NPROBES = 20  # IVF partitions probed per query (of about sqrt(rows))
+ANN_REFINE_FACTOR = 20  # PQ candidates re-scored with exact vectors: refine_factor * k
 # Images committed to the index per write: the most work a crash can cost.
 INDEX_COMMIT_EVERY = 64
 INDEX_TAGS = 5  # built-in vocabulary tags stored per image

@@ -394,6 +394,9 @@ def pretrain(
     config: Path = typer.Option(..., "--config", "-c", exists=True, dir_okay=False, help="Recipe YAML."),
     overrides: list[str] = typer.Option([], "--set", help="Override a recipe value: --set train.steps=100."),
     resume: bool = typer.Option(True, "--resume/--no-resume", help="Continue from the output's saved state."),
+    install: bool = typer.Option(
+        False, "--install", help="Install the result as the package's built-in model (float16)."
+    ),
 ) -> None:
     """Pre-train the built-in model from a YAML recipe (configs/builtin.yaml)."""
     from blipkit.training.config import load_config
@@ -405,6 +408,10 @@ def pretrain(
     except _errors() as exc:
         raise fail(_message(exc)) from exc
     typer.echo(f"pre-trained model saved to {out}")
+    if install:
+        from blipkit.training.export import install_builtin
+
+        typer.echo(f"installed as the built-in model: {install_builtin(out)}")
 
 
 # --- capfilt --------------------------------------------------------------------------------------

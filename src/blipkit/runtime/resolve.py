@@ -8,6 +8,7 @@ is not in it fails at once with a message that says how to get it.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 from blipkit import defaults
@@ -16,13 +17,35 @@ from blipkit.errors import ModelNotFoundError
 BUILTIN_NAME = "builtin"
 BUILTIN_DIR = Path(__file__).resolve().parents[1] / "models" / "builtin" / "weights"
 BUILTIN_ENV = "BLIPKIT_BUILTIN_DIR"  # lets a freshly trained built-in model stand in for the shipped one
+# Until trained weights ship in BUILTIN_DIR, scripts/setup.sh builds a small random-weight stand-in here
+# (git-ignored) so that every command runs; its outputs are meaningless and loading it says so.
+PLACEHOLDER_DIR = BUILTIN_DIR.with_name("placeholder")
 
 # Only these files are ever downloaded: configs, tokenizer files and safetensors weights.
 HUB_ALLOW_PATTERNS = ["*.json", "*.txt", "*.safetensors", "*.model"]
 
 
 def builtin_dir() -> Path:
-    return Path(os.environ.get(BUILTIN_ENV) or BUILTIN_DIR)
+    if os.environ.get(BUILTIN_ENV):
+        return Path(os.environ[BUILTIN_ENV])
+    if not (BUILTIN_DIR / "config.json").is_file() and (PLACEHOLDER_DIR / "config.json").is_file():
+        warnings.warn(
+            "blipkit's trained built-in weights are not installed; using the random-weight placeholder that "
+            "scripts/setup.sh built (its captions are meaningless). Train them with "
+            "`blipkit pretrain --config configs/builtin.yaml --install`.",
+            stacklevel=3,
+        )
+        return PLACEHOLDER_DIR
+    return BUILTIN_DIR
+
+
+def ensure_placeholder() -> Path | None:
+    """Build the placeholder built-in model if no trained weights are installed (see PLACEHOLDER_DIR)."""
+    if (BUILTIN_DIR / "config.json").is_file() or (PLACEHOLDER_DIR / "config.json").is_file():
+        return None
+    from blipkit.testing import make_tiny_checkpoint
+
+    return make_tiny_checkpoint("builtin", PLACEHOLDER_DIR, image_size=64)
 
 
 def hub_offline() -> bool:

@@ -68,6 +68,11 @@ def generate(
 ) -> torch.Tensor:
     """Run BLIP's text decoder conditioned on ``states`` exactly as transformers' BLIP ``generate`` does."""
     text = ckpt.text_config
+    kwargs = settings.generate_kwargs()
+    # The decoder has a fixed number of positions: a longer request is capped instead of crashing it.
+    room = max(1, text.max_position_embeddings - input_ids.shape[1])
+    kwargs["max_new_tokens"] = min(int(kwargs["max_new_tokens"]), room)
+    kwargs["min_new_tokens"] = min(int(kwargs["min_new_tokens"]), kwargs["max_new_tokens"])
     return ckpt.model.text_decoder.generate(
         input_ids=input_ids,
         attention_mask=attention_mask,
@@ -75,7 +80,7 @@ def generate(
         pad_token_id=text.pad_token_id,
         encoder_hidden_states=states,
         encoder_attention_mask=states_mask,
-        **settings.generate_kwargs(),
+        **kwargs,
     )
 
 

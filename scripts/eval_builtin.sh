@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Every figure in MODEL_CARD.md, produced by `blipkit eval` on the held-out test splits.
+# Usage: bash scripts/eval_builtin.sh [MODEL (default builtin)] [OUT_DIR (default runs/eval)]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+M=${1:-builtin}
+OUT=${2:-runs/eval}
+D=${BLIPKIT_DATA_DIR:-../shared/data}
+BK=".venv/bin/blipkit"
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} HF_HUB_OFFLINE=1
+$BK eval caption --data "$D/flickr8k/dataset_flickr8k.json" --split test -m "$M" --out-dir "$OUT/caption"
+$BK eval retrieval --data "$D/flickr8k/dataset_flickr8k.json" --split test -m "$M" --out-dir "$OUT/retrieval"
+$BK eval vqa --data "$D/daquar/daquar_test_questions.json" --split test -m "$M" --out-dir "$OUT/daquar"
+.venv/bin/python scripts/make_easy_vqa.py "$OUT/easyvqa_test.jsonl" test
+$BK eval vqa --data "$OUT/easyvqa_test.jsonl" --split test -m "$M" --out-dir "$OUT/easyvqa"
