@@ -79,7 +79,7 @@ RERANK_CANDIDATES = 32
 ANN_INDEX_MIN_ROWS = 20_000
 ANN_INDEX_TYPE = "IVF_PQ"
 ANN_NPROBES = 20  # IVF partitions probed per query (of about sqrt(rows))
-ANN_REFINE_FACTOR = 20  # PQ candidates re-scored with exact vectors: refine_factor * k
+ANN_REFINE_FACTOR = 30  # PQ candidates re-scored with exact vectors: refine_factor * k
 # Images committed to the index per write: the most work a crash can cost.
 INDEX_COMMIT_EVERY = 64
 INDEX_TAGS = 5  # built-in vocabulary tags stored per image

@@ -152,10 +152,32 @@ def _text_config(vocab: dict[str, int], hidden: int) -> dict[str, object]:
     }
 
 
+@torch.no_grad()
+def _calibrate_batchnorm(trunk: torch.nn.Module, image_size: int) -> None:
+    """Give a randomly initialised CNN's BatchNorm layers the statistics of its own activations.
+
+    With the default statistics (mean 0, variance 1) the activations of a random 16-block CNN shrink to
+    ~1e-10 and every image looks the same; tests need images to stay distinguishable.
+    """
+    norms = [m for m in trunk.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over the calibration batches
+    trunk.train()
+    for _ in range(2):
+        trunk(torch.rand(8, 3, image_size, image_size) * 2 - 1)
+    trunk.eval()
+    for m in norms:
+        m.momentum = 0.01
+
+
 def make_tiny_checkpoint(kind: str, path: str | Path, *, seed: int = 0, image_size: int = 32) -> Path:
     """Save a tiny random ``kind`` checkpoint (caption, vqa, itm or builtin) to ``path``."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
     path = Path(path)
     torch.manual_seed(seed)
     tokenizer = tiny_tokenizer()
@@ -171,6 +193,7 @@ def make_tiny_checkpoint(kind: str, path: str | Path, *, seed: int = 0, image_si
             image_text_hidden_size=16,
         )
         model = BuiltinBlipModel(config)
+        _calibrate_batchnorm(model.vision_model.trunk, image_size)
         processor = BlipImageProcessorPil(
             size={"height": image_size, "width": image_size},
             image_mean=config.image_mean,
