@@ -105,9 +105,26 @@ class ResultWriter:
         self._csv: csv.DictWriter | None = None
         if out is not None and out.suffix in (".jsonl", ".csv"):
             out.parent.mkdir(parents=True, exist_ok=True)
-            if out.suffix == ".csv" and resume and out.exists():
-                self._csv_fields = list(read_rows(out)[0].keys()) if read_rows(out) else None
+            if resume and out.exists():
+                self._keep_done_rows(out)
             self._file = out.open("a" if resume else "w", newline="")
+
+    def _keep_done_rows(self, out: Path) -> None:
+        """Before resuming, drop the rows that will be redone (errors) and a line cut short by a kill.
+
+        Written to a temporary file and renamed, so a kill now loses nothing either.
+        """
+        rows = [r for r in read_rows(out) if not r.get("error")]
+        tmp = out.with_name(out.name + ".tmp")
+        with tmp.open("w", newline="") as f:
+            if out.suffix == ".jsonl":
+                f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+            elif rows:
+                self._csv_fields = list(rows[0].keys())
+                writer = csv.DictWriter(f, fieldnames=self._csv_fields, extrasaction="ignore")
+                writer.writeheader()
+                writer.writerows(rows)
+        tmp.replace(out)
 
     def write(self, row: dict[str, Any]) -> None:
         self.count += 1
@@ -146,7 +163,8 @@ class ResultWriter:
             import pyarrow as pa
             import pyarrow.parquet as pq
 
-            rows = (read_rows(self.out) if self.resume and self.out.exists() else []) + self._parquet
+            earlier = read_rows(self.out) if self.resume and self.out.exists() else []
+            rows = [r for r in earlier if not r.get("error")] + self._parquet
             self.out.parent.mkdir(parents=True, exist_ok=True)
             tmp = self.out.with_suffix(".parquet.tmp")
             pq.write_table(pa.Table.from_pylist(rows), tmp)

@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import Depends, FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
+from starlette.requests import ClientDisconnect
 
 from blipkit import __version__
 from blipkit.blip import Blip
@@ -66,6 +67,12 @@ def create_app(
                   redoc_url=None)
     app.state.blipkit = state
     install_handlers(app)
+
+    @app.exception_handler(ClientDisconnect)
+    async def _gone(_: Request, exc: ClientDisconnect) -> JSONResponse:
+        # The client hung up mid-body: nobody reads this answer, and it is not a server error.
+        log.debug("client disconnected before sending the whole body")
+        return error_response(400, "client_disconnected", "the client disconnected")
 
     @app.exception_handler(Exception)
     async def _internal(_: Request, exc: Exception) -> JSONResponse:

@@ -25,6 +25,8 @@ from PIL import Image
 from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException
 
 from blipkit.errors import ImageError
 from blipkit.io import is_url, load_image
@@ -72,8 +74,14 @@ async def _parse_json(request: Request, model: type[M]) -> Parsed[M]:
 
 async def _parse_form(request: Request, model: type[M], settings: ServeSettings) -> Parsed[M]:
     # The limits keep a hostile form from making the parser allocate without bound.
-    form = await request.form(max_files=settings.max_images_per_request,
-                              max_fields=settings.max_texts_per_request + 32)
+    try:
+        form = await request.form(max_files=settings.max_images_per_request,
+                                  max_fields=settings.max_texts_per_request + 32)
+    except (HTTPException, MultiPartException) as exc:
+        # Starlette reports broken or oversized forms as a bare 400; answer with our documented 422.
+        detail = getattr(exc, "detail", None) or getattr(exc, "message", None) or str(exc)
+        code = "too_many_images" if "files" in str(detail).lower() else "invalid_request"
+        raise ApiError(422, code, f"unreadable multipart form: {detail}") from None
     images: list[ImageSource] = []
     for i, item in enumerate(form.getlist("images")):
         if not isinstance(item, UploadFile):

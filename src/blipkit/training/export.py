@@ -17,7 +17,7 @@ from blipkit.runtime.resolve import BUILTIN_DIR
 def install_builtin(source: str | Path, target: str | Path = BUILTIN_DIR) -> Path:
     """Copy the model folder ``source`` (a ``save_pretrained`` output) to ``target`` in float16."""
     source, target = Path(source), Path(target)
-    model = BuiltinBlipModel.from_pretrained(source, dtype=torch.float32)
+    model = BuiltinBlipModel.from_pretrained(source, dtype=torch.float32, use_safetensors=True)
     staging = target.with_name(target.name + ".tmp")
     shutil.rmtree(staging, ignore_errors=True)
     model.to(torch.float16).save_pretrained(staging)

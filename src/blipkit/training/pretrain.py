@@ -182,7 +182,7 @@ class Pretrainer:
             self.model = initial_builtin_model(model_config)
             self.tokenizer = builtin_tokenizer()
         else:
-            self.model = BuiltinBlipModel.from_pretrained(config.init)
+            self.model = BuiltinBlipModel.from_pretrained(config.init, use_safetensors=True)
             self.tokenizer = builtin_tokenizer(Path(config.init))
             model_config = self.model.config
         self.model_config = model_config
