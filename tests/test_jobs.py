@@ -130,7 +130,8 @@ def test_every_input_kind_reads_the_same_images(model: str, images: list[Path], 
         ("tar-glob", str(tmp_path / "shard-*.tar")),
     ]:
         got = vectors(name, source)
-        np.testing.assert_allclose(np.array(got), np.array(reference), atol=1e-6, err_msg=name)
+        # batches differ by source (a tar is one shard), and batched matmuls round differently
+        np.testing.assert_allclose(np.array(got), np.array(reference), atol=1e-4, err_msg=name)
     tar_rows = read_output(str(tmp_path / "out-tars"))
     assert tar_rows.column("key").to_pylist() == [p.stem for p in subset]  # WebDataset keys
     assert tar_rows.column("image").to_pylist()[0].endswith("shard-000.tar#img000.png")
