@@ -151,7 +151,7 @@ def test_pil_image_from_bytes_io(builtin, image_dir) -> None:
     assert builtin.caption([img], max_new_tokens=3)[0].ok
 
 
-def test_overlong_generation_request_is_capped(builtin, images) -> None:  # noqa: ANN001
+def test_overlong_generation_request_is_capped(builtin, images) -> None:
     # the tiny model has 64 positions: 500 new tokens must be capped, not crash inside transformers
     [result] = builtin.caption(images[:1], decoding="greedy", max_new_tokens=500, min_new_tokens=500)
     assert result.ok and len(result.caption.split()) < 64

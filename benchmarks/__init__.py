@@ -1,0 +1,1 @@
+"""blipkit's CPU benchmarks: plain transformers against blipkit's default and fast paths."""
