@@ -58,7 +58,7 @@ DEFAULT_WORKDIR = Path(os.environ.get("BLIPKIT_BENCH_DIR", Path(tempfile.gettemp
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="tiny models, 2 images, one round")
-    p.add_argument("--rounds", type=int, help="interleaved rounds (default 3; quick 1)")
+    p.add_argument("--rounds", type=int, help="interleaved rounds (default 3; quick 1; 0 with --ablation)")
     p.add_argument("--images", type=int, help="images per call (default 4; quick 2)")
     p.add_argument("--repeats", type=int, default=1, help="timed calls per task per round")
     p.add_argument(
@@ -68,7 +68,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--models", default=",".join(KINDS), help=f"subset of {','.join(KINDS)}")
     p.add_argument("--paths", default=",".join(PATHS), help="subset of transformers,default,fast")
-    p.add_argument("--ablation", action="store_true", help="also time fast-path variants")
+    p.add_argument("--ablation", action="store_true", help="also time fast-path variants, each next to fast")
     p.add_argument("--threads", type=int, default=1, help="torch threads in every path (default 1)")
     p.add_argument("--no-flops", action="store_true", help="skip the FLOP-counting pass")
     p.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR, help="where models and images are kept")
@@ -80,7 +80,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--timeout", type=float, default=3600, help="seconds per worker process")
     args = p.parse_args(argv)
-    args.rounds = args.rounds or (1 if args.quick else 3)
+    if args.rounds is None:
+        args.rounds = 1 if args.quick else 3
     args.images = args.images or (2 if args.quick else 4)
     if args.agreement_images is None:
         args.agreement_images = 0 if args.quick else 16
@@ -189,6 +190,59 @@ def decode_rate(folder: Path, images: list[str]) -> dict[str, Any]:
     return {"model": folder.name, "images_per_s": len(images) / best}
 
 
+class Runner:
+    """Runs workers, keeps their reports, the baseline's reference tokens, and failures."""
+
+    def __init__(self, args: argparse.Namespace, data: dict[str, Any], folders: dict[str, Path]) -> None:
+        self.args, self.data, self.folders = args, data, folders
+        self.reports: list[dict[str, Any]] = []
+        self.references: dict[str, list[list[int]]] = {}
+        self.failures: list[dict[str, Any]] = []
+
+    def measure(
+        self,
+        kind: str,
+        path: str,
+        rnd: int | str,
+        *,
+        checks: bool,
+        flops: bool = False,
+        tasks: list[str] | None = None,
+    ) -> dict[str, Any] | None:
+        args = self.args
+        agreement = {"images": self.data["agreement_images"], "reference": self.references.get(kind)}
+        spec = {
+            "kind": kind,
+            "path": path,
+            "model": str(self.folders[kind]),
+            "inputs": self.data,
+            "threads": args.threads,
+            "repeats": args.repeats,
+            "flops": flops and not args.no_flops,
+            "agreement": agreement if checks else None,
+            "tasks": tasks,
+        }
+        t0 = time.perf_counter()
+        try:
+            rep = run_worker(spec, args.threads, args.timeout)
+        except (RuntimeError, subprocess.TimeoutExpired) as exc:  # one broken variant spoils no run
+            print(f"{rnd} {kind} {path}: FAILED\n{exc}", file=sys.stderr)
+            self.failures.append({"kind": kind, "path": path, "round": rnd, "error": str(exc)[-2000:]})
+            return None
+        rep["round"] = rnd
+        self.reports.append(rep)
+        if path == "transformers" and "agreement" in rep:
+            self.references[kind] = rep["agreement"]["tokens"]
+        times = ", ".join(f"{t} {min(e['seconds']):.2f}s" for t, e in rep["tasks"].items())
+        label = f"round {rnd + 1}/{args.rounds}" if isinstance(rnd, int) else rnd
+        print(
+            f"{label} {kind:8s} {path:36s} peak {rep['peak_rss_mb']:6.0f} MB "
+            f"({time.perf_counter() - t0:5.1f}s) {times}",
+            flush=True,
+        )
+        return rep
+
+
 def _slim(report: dict[str, Any]) -> dict[str, Any]:
     """A worker's report without its outputs (tokens, vectors), for the results file."""
     slim = {k: v for k, v in report.items() if k not in ("tasks", "agreement")}
@@ -212,50 +266,29 @@ def main(argv: list[str] | None = None) -> int:
     peak = {"float32": machine.matmul_gflops("float32"), "bfloat16": machine.matmul_gflops("bfloat16")}
     print(f"fp32 matmul peak {peak['float32']:.1f} GFLOP/s, bf16 {peak['bfloat16']:.1f}", flush=True)
 
-    reports: list[dict[str, Any]] = []
-    references: dict[str, list[list[int]]] = {}
-    failures: list[dict[str, Any]] = []
+    runner = Runner(args, data, folders)
     for rnd in range(args.rounds):
         for kind in kinds:
             order = paths[rnd % len(paths) :] + paths[: rnd % len(paths)]
             if rnd == 0 and "transformers" in order:  # the baseline first: its tokens are the reference
                 order = ["transformers"] + [p for p in order if p != "transformers"]
-            variants = ABLATION.get(kind, []) if args.ablation and rnd == 0 else []
-            for path in order + variants:
-                checks = rnd == 0 and (path == "transformers" or path.startswith("fast"))
-                spec = {
-                    "kind": kind,
-                    "path": path,
-                    "model": str(folders[kind]),
-                    "inputs": data,
-                    "threads": args.threads,
-                    "repeats": args.repeats,
-                    "flops": rnd == 0 and not args.no_flops,
-                    "agreement": {"images": data["agreement_images"], "reference": references.get(kind)}
-                    if checks
-                    else None,
-                    "tasks": ABLATION_TASKS[kind] if path in variants else None,
-                }
-                t0 = time.perf_counter()
-                try:
-                    rep = run_worker(spec, args.threads, args.timeout)
-                except (RuntimeError, subprocess.TimeoutExpired) as exc:  # one broken variant spoils no run
-                    print(f"round {rnd + 1}/{args.rounds} {kind} {path}: FAILED\n{exc}", file=sys.stderr)
-                    failures.append({"kind": kind, "path": path, "round": rnd, "error": str(exc)[-2000:]})
-                    continue
-                rep["round"] = rnd
-                reports.append(rep)
-                if path == "transformers" and "agreement" in rep:
-                    references[kind] = rep["agreement"]["tokens"]
-                times = ", ".join(f"{t} {min(e['seconds']):.2f}s" for t, e in rep["tasks"].items())
-                print(
-                    f"round {rnd + 1}/{args.rounds} {kind:8s} {path:28s} peak {rep['peak_rss_mb']:6.0f} MB "
-                    f"({time.perf_counter() - t0:5.1f}s) {times}",
-                    flush=True,
-                )
+            for path in order:
+                runner.measure(kind, path, rnd, checks=rnd == 0 and path != "default", flops=rnd == 0)
+    if args.ablation:
+        for kind in [k for k in kinds if k in ABLATION]:
+            tasks = ABLATION_TASKS[kind]
+            if "caption_greedy" in tasks and kind not in runner.references:
+                runner.measure(kind, "transformers", "reference", checks=True, tasks=tasks)
+            for i, variant in enumerate(ABLATION[kind]):
+                # each variant next to the fast path itself: a ratio from the same minute
+                pair = [variant, "fast"] if i % 2 else ["fast", variant]
+                for path in pair:
+                    runner.measure(kind, path, f"ablation-{i}", checks=path != "fast", tasks=tasks)
+    reports, failures = runner.reports, runner.failures
+    main_reports = [r for r in reports if isinstance(r["round"], int)]
 
-    table = summary.rows(reports)
-    agree = summary.agreement(reports)
+    table = summary.rows(main_reports)
+    agree = summary.agreement(main_reports)
     result = {
         "mode": "quick" if args.quick else "full",
         "date": time.strftime("%Y-%m-%d %H:%M"),
@@ -271,6 +304,7 @@ def main(argv: list[str] | None = None) -> int:
         "table": table,
         "agreement": agree,
         "targets": summary.targets(table, agree) if not args.quick else None,
+        "ablation": summary.ablation(reports),
         "decode": decode_rate(folders[kinds[0]], data["images"]) if kinds else None,
         "reports": [_slim(r) for r in reports],
         "failures": failures,

@@ -133,6 +133,44 @@ def agreement(reports: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def ablation(reports: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Fast-path variants, each against the ``fast`` run next to it (its ``round`` is ``ablation-<i>``)."""
+    references = {
+        r["kind"]: r["agreement"]["tokens"]
+        for r in reports
+        if r["path"] == BASELINE and (r.get("agreement") or {}).get("tokens")
+    }
+    pairs: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
+    for rep in reports:
+        if isinstance(rep["round"], str) and rep["round"].startswith("ablation-"):
+            pairs.setdefault((rep["kind"], rep["round"]), {})[rep["path"]] = rep
+    out = []
+    for (kind, _), pair in pairs.items():
+        fast = pair.get("fast")
+        variant = next((p for p in pair if p != "fast"), None)
+        if fast is None or variant is None:
+            continue
+        rep = pair[variant]
+        for task, entry in rep["tasks"].items():
+            mine = entry["items"] / min(entry["seconds"])
+            theirs = fast["tasks"].get(task)
+            row: dict[str, Any] = {
+                "model": kind,
+                "variant": variant,
+                "task": task,
+                "items_per_s": mine,
+                "vs_fast": mine / (theirs["items"] / min(theirs["seconds"])) if theirs else float("nan"),
+                "peak_rss_mb": rep["peak_rss_mb"],
+                "fast_peak_rss_mb": fast["peak_rss_mb"],
+            }
+            agreement = rep.get("agreement") or {}
+            if task == "caption_greedy" and agreement.get("tokens") and kind in references:
+                row["greedy_tokens"] = position_agreement(agreement["tokens"], references[kind])
+                row["greedy_teacher_forced"] = agreement.get("teacher_forced", float("nan"))
+            out.append(row)
+    return out
+
+
 def _share_equal(a: list[str], b: list[str]) -> float:
     return sum(x == y for x, y in zip(a, b, strict=True)) / len(a) if a else float("nan")
 
@@ -237,6 +275,22 @@ def markdown(result: dict[str, Any]) -> str:
             f"— {'met' if t['met']['greedy_agreement'] else 'NOT met'}; "
             f"{_fmt(v.get('greedy_agreement'), 3)} of positions in free-running greedy captions"
         )
+    if result.get("ablation"):
+        lines += [
+            "",
+            "## Fast-path variants (each timed next to `fast`, same minute)",
+            "",
+            "| model | variant | task | items/s | × fast | peak RSS (MB) | fast's peak RSS (MB) "
+            "| greedy next token (teacher-forced) | greedy tokens (free-running) |",
+            "|---|---|---|---:|---:|---:|---:|---:|---:|",
+        ]
+        for a in result["ablation"]:
+            lines.append(
+                f"| {MODEL_NAMES.get(a['model'], a['model'])} | `{a['variant']}` "
+                f"| {TASK_NAMES.get(a['task'], a['task'])} | {_fmt(a['items_per_s'], 2)} "
+                f"| {_fmt(a['vs_fast'], 2)} | {_fmt(a['peak_rss_mb'], 0)} | {_fmt(a['fast_peak_rss_mb'], 0)} "
+                f"| {_fmt(a.get('greedy_teacher_forced'), 3)} | {_fmt(a.get('greedy_tokens'), 3)} |"
+            )
     if result.get("decode"):
         d = result["decode"]
         lines += [

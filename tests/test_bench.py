@@ -34,7 +34,14 @@ def _report(kind: str, path: str, rnd: int, seconds: float, **extra: object) -> 
             "outputs": {"vectors": [[1.0, 0.0]] * 4},
         },
     }
-    return {"kind": kind, "path": path, "round": rnd, "peak_rss_mb": 1000.0 + rnd, "tasks": tasks, **extra}
+    return {
+        "kind": kind,
+        "path": path,
+        "round": rnd,
+        "peak_rss_mb": 1000.0 + (rnd if isinstance(rnd, int) else 0),
+        "tasks": tasks,
+        **extra,
+    }
 
 
 def test_ratios_are_taken_within_each_round() -> None:
@@ -236,3 +243,24 @@ def test_quality_guard_runs_on_flickr8k(tiny_models: dict[str, Path], tmp_path: 
     assert code == 0 and report["images"] == 6
     assert {"CIDEr", "BLEU-4"} <= report["default"]["caption"].keys() <= report["fast"]["caption"].keys()
     assert 0 <= report["comparison"]["captions_identical"] <= 1
+
+
+def test_ablation_rows_compare_each_variant_with_the_fast_run_beside_it() -> None:
+    base = _report(
+        "caption", "transformers", "reference", 4.0, agreement={"images": 1, "tokens": [[1, 5, 6, 7, 8]]}
+    )
+    fast = _report("caption", "fast", "ablation-0", 1.0)
+    slow = _report(
+        "caption",
+        "fast:text=int8",
+        "ablation-0",
+        2.0,
+        agreement={"images": 1, "tokens": [[1, 5, 6, 9, 9]], "teacher_forced": 0.75},
+    )
+    other_fast = _report("caption", "fast", "ablation-1", 4.0)  # a busier minute: no effect on pair 0
+    rows = {(r["variant"], r["task"]): r for r in summary.ablation([base, fast, slow, other_fast])}
+    row = rows[("fast:text=int8", "caption_greedy")]
+    assert row["vs_fast"] == 0.5
+    assert row["greedy_tokens"] == 0.5 and row["greedy_teacher_forced"] == 0.75
+    assert rows[("fast:text=int8", "itc_image")]["vs_fast"] == 0.5
+    assert len(rows) == 2  # pair 1 has no variant

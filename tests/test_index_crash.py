@@ -21,6 +21,7 @@ from test_index_helpers import blip, make_images, tiny_builtin  # noqa: F401
 # The worker and the reference build must decode and batch alike, so that their floats agree exactly.
 SETTINGS = {"decoding": "greedy", "max_new_tokens": 5, "min_new_tokens": 1}
 BATCH, COMMIT = 2, 2
+IMAGES = 32
 
 # A zygote: imports torch and loads the model once, then forks one indexing child per "go" line, so that
 # each run that gets killed costs no interpreter start-up. LanceDB is only imported in the children.
@@ -82,12 +83,12 @@ def _snapshot(db: Path) -> dict[str, dict]:
 
 def test_sigkill_then_resume_equals_an_uninterrupted_build(blip, tiny_builtin, tmp_path: Path) -> None:  # noqa: F811
     photos = tmp_path / "photos"
-    make_images(photos, 24)
+    make_images(photos, IMAGES)
     reference_db = tmp_path / "reference"
     add_images(open_for(blip, str(reference_db)), blip, [str(photos)],
                settings=GenerationSettings(**SETTINGS), batch_size=BATCH, commit_every=COMMIT)
     reference = _snapshot(reference_db)
-    assert len(reference) == 24
+    assert len(reference) == IMAGES
 
     db = tmp_path / "db"
     rng = random.Random(int(os.environ.get("BLIPKIT_CRASH_SEED", "5")))
@@ -103,11 +104,14 @@ def test_sigkill_then_resume_equals_an_uninterrupted_build(blip, tiny_builtin, t
             zygote.stdin.flush()
             child = int(zygote.stdout.readline())
             # Kill at a random moment of the run: after a random number of further commits, plus a
-            # random extra delay that lands anywhere in the work or the write that follows.
-            target = _commits(db) + rng.randint(1, 5)
+            # random extra delay that lands in the work or the write that follows. The number is drawn
+            # from the first third of what is left, so that on a fast machine the kill still lands
+            # mid-build rather than after the child has finished.
+            left = (IMAGES - (progress[-1] if progress else 0)) // COMMIT
+            target = _commits(db) + rng.randint(1, max(1, left // 3))
             while _commits(db) < target and _alive(child):
-                time.sleep(0.01)
-            time.sleep(rng.uniform(0.0, 0.3))
+                time.sleep(0.005)
+            time.sleep(rng.uniform(0.0, 0.05))
             try:
                 os.kill(child, signal.SIGKILL)
                 kills += 1
@@ -122,7 +126,7 @@ def test_sigkill_then_resume_equals_an_uninterrupted_build(blip, tiny_builtin, t
         zygote.stdin.close()
         zygote.wait(timeout=30)
     assert kills >= 2, progress
-    assert any(0 < n < 24 for n in progress), progress  # some kills did land mid-build
+    assert any(0 < n < IMAGES for n in progress), progress  # some kills did land mid-build
 
     add_images(open_for(blip, str(db)), blip, [str(photos)], settings=GenerationSettings(**SETTINGS),
                batch_size=BATCH, commit_every=COMMIT)

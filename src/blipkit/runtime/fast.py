@@ -1,23 +1,28 @@
 """blipkit's CPU fast path: BLIP's own computation with cheaper kernels and less memory.
 
-``blipkit.load(..., fast=True)`` (``--fast`` on the commands) loads a checkpoint through :func:`load_fast`.
-The levers, each measured by ``benchmarks/run.py`` (see docs/performance.md):
+``blipkit.load(..., fast=True)`` (``--fast`` on the commands) loads a checkpoint through :func:`load_fast`
+with the :func:`default_plan` for this machine. The levers, each measured by ``benchmarks/run.py``
+(docs/performance.md):
 
-- **Image-side matmuls in bfloat16.** The vision encoder and the cross-attention keys/values see hundreds
-  of rows per image; on CPUs with AMX or AVX512-BF16, oneDNN runs them several times faster than float32.
-  Weights are packed once for oneDNN at load time. The residual stream, LayerNorms and logits stay float32.
-- **Text-side matmuls** (a handful of rows per decoding step, so bound by reading the weights) in bfloat16
-  or int8 (dynamic quantization, per-channel weights), whichever the plan says.
+- **bfloat16 matmuls** on CPUs with AMX or AVX512-BF16, where oneDNN runs them several times faster than
+  float32: the vision encoder, and the text layers (decoding reads every weight at every step, so half the
+  bytes is nearly half the time). Weights are packed once for oneDNN at load time; the residual stream,
+  LayerNorms and softmaxes stay float32; an exact GELU is fused into the matmul that feeds it.
+- **The LM head as a scan plus exact re-scoring.** All 30k logits come from an int8 (or bf16) matmul, then
+  the top 16 of each row are recomputed in float32 from the tied word embedding, so greedy and beam
+  choices are float32's.
 - **Fused attention** (``scaled_dot_product_attention``) instead of BLIP's matmul-softmax-matmul.
-- **Image keys/values computed once per image.** transformers computes the cross-attention keys and values
-  of the 577 image tokens once per *beam* and copies them at every beam-search step, and blipkit's
-  confidence pass computes them again; here they are computed once per distinct image and reused across
-  beams, steps and passes.
+- **Absorbed cross-attention.** transformers projects keys and values for the 577 image tokens of every
+  *beam*, keeps them for all 12 layers and copies them at each beam-search step (and blipkit's confidence
+  pass projects them again). Folding those projections into the query and the output
+  (``q·W_k x = (W_kᵀq)·x``) lets every layer attend to the image tokens themselves: nothing per image is
+  projected or kept, and a decoding step reads the image once instead of 12 layers of keys and values.
 - **No float32 copy of the model.** Weights stream from the safetensors file one tensor at a time, straight
   into their fast form, so peak memory is about the size of the fast model itself.
 
-Outputs match the default path to within low-precision rounding; the benchmark reports how often greedy
-captions agree token for token.
+int8 dynamic quantization of the text layers was measured and rejected (no faster at these sizes, and greedy
+tokens agree less often). Outputs match the default path to within bfloat16 rounding; the benchmark
+reports how often greedy captions agree with float32 token for token.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import contextlib
 import ctypes
 import json
 import math
+import os
 import sys
 import warnings
 import weakref
@@ -692,24 +698,24 @@ def load_fast(cls: type[PreTrainedModel], path: Path, plan: FastPlan | None = No
 
 
 _M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
-_MMAP_THRESHOLD_BYTES = 1 << 20
+MMAP_THRESHOLD_ENV = "BLIPKIT_MMAP_THRESHOLD"
 
 
 def _return_free_memory() -> None:
-    """Hand the float32 read buffers back to the system, and keep big tensors from fragmenting the heap.
+    """Hand the float32 read buffers of the load back to the system (glibc keeps freed heap for reuse).
 
-    glibc serves blocks above its mmap threshold with mmap and returns them on free, but after the first
-    big free it raises that threshold (up to 32 MiB), so activations then come from the heap, which only
-    shrinks from the top: freed ones stay resident. Pinning the threshold at 1 MiB (it also stops that
-    adjustment) cut the fast path's peak resident memory by ~150 MB in the benchmark. This tunes the
-    whole process's allocator, as ``threads=`` tunes its thread pool; it only happens with ``fast=True``.
+    ``BLIPKIT_MMAP_THRESHOLD=<bytes>`` also pins glibc's mmap threshold, so that every larger tensor is
+    returned to the system when freed: a few percent less peak memory, but 15-35% slower in the benchmark
+    (each such tensor is faulted in afresh), so it is off unless asked for.
     """
     if not sys.platform.startswith("linux"):
         return
-    with contextlib.suppress(OSError, AttributeError):
+    with contextlib.suppress(OSError, AttributeError, ValueError):
         libc = ctypes.CDLL("libc.so.6")
         libc.malloc_trim(0)
-        libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_BYTES)
+        threshold = int(os.environ.get(MMAP_THRESHOLD_ENV, "0"))
+        if threshold > 0:
+            libc.mallopt(_M_MMAP_THRESHOLD, threshold)
 
 
 def flop_formulas() -> dict[Any, Any]:

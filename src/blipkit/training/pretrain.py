@@ -7,6 +7,7 @@ and resumes from the last save.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -18,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
 from tqdm import tqdm
 
 from blipkit.data import load_caption_dataset, load_vqa_dataset
@@ -29,6 +32,8 @@ from blipkit.training.init_weights import builtin_image_processor, builtin_token
 from blipkit.training.tensors import TokenTable, augment, decode_images, normalize, tokenize_all
 
 log = logging.getLogger(__name__)
+
+TRUNK_CACHE_FILE = "trunk_cache.safetensors"
 
 
 def vqa_answer_text(answer: str) -> str:
@@ -210,17 +215,41 @@ class Pretrainer:
             px = augment(px, size, scale=self.config.train.augment_scale)
         return normalize(px, self.model_config.image_mean, self.model_config.image_std)
 
+    def _trunk_fingerprint(self) -> str:
+        """What the frozen CNN's output depends on: its weights and the decoded images."""
+        h = hashlib.sha256()
+        for name, tensor in sorted(self.model.vision_model.trunk.state_dict().items()):
+            h.update(name.encode())
+            h.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+        h.update(memoryview(self.data.pixels.cpu().contiguous().view(-1).numpy()))
+        return h.hexdigest()
+
     @torch.no_grad()
     def _cache_trunk(self, batch: int = 64) -> torch.Tensor:
-        trunk = self.model.vision_model.trunk.eval()
+        # The CNN pass over every image costs minutes on a CPU: a run that restarts (a resume, or a
+        # recipe continued from its own checkpoint) reuses the saved features when nothing they depend
+        # on has changed.
+        path = self.out / TRUNK_CACHE_FILE
+        fingerprint = self._trunk_fingerprint()
+        if path.exists():
+            with safe_open(str(path), framework="pt") as f:
+                if (f.metadata() or {}).get("fingerprint") == fingerprint:
+                    log.info("CNN features from %s", path)
+                    return f.get_tensor("features").to(self.device)
+        trunk = self.model.vision_model.trunk.eval().to(memory_format=torch.channels_last)
         n = len(self.data.pixels)
         out = None
         for start in tqdm(range(0, n, batch), desc="CNN features", leave=False, mininterval=10):
             rows = torch.arange(start, min(start + batch, n))
-            feats = trunk(self._pixels(rows, train=False)).to(torch.float16)
+            pixels = self._pixels(rows, train=False).contiguous(memory_format=torch.channels_last)
+            feats = trunk(pixels).to(torch.float16)
             if out is None:
                 out = torch.empty((n, *feats.shape[1:]), dtype=torch.float16, device=feats.device)
             out[start : start + len(rows)] = feats
+        assert out is not None
+        trunk.to(memory_format=torch.contiguous_format)  # saved weights stay in the usual layout
+        self.out.mkdir(parents=True, exist_ok=True)
+        save_file({"features": out.contiguous().cpu()}, str(path), metadata={"fingerprint": fingerprint})
         return out
 
     def _image_embeds(self, rows: torch.Tensor, train: bool) -> torch.Tensor:
