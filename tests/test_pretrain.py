@@ -97,3 +97,26 @@ def test_resume_equals_unbroken_run(tmp_path, tiny_data, tiny_models) -> None:
     assert c.step == 6
     for key, value in a.model.state_dict().items():
         torch.testing.assert_close(c.model.state_dict()[key], value, msg=key)
+
+
+def test_cnn_features_are_reused_until_their_inputs_change(tmp_path, tiny_data, tiny_models, caplog) -> None:
+    import shutil
+
+    from blipkit.training.pretrain import TRUNK_CACHE_FILE
+
+    data = tmp_path / "data"
+    shutil.copytree(tiny_data, data)
+    config = _config(tmp_path, data, tiny_models["builtin"], 2)
+    first = Pretrainer(load_config(config))
+    assert (tmp_path / "run" / TRUNK_CACHE_FILE).exists()
+    with caplog.at_level("INFO", logger="blipkit.training.pretrain"):
+        again = Pretrainer(load_config(config))
+    assert "CNN features from" in caplog.text
+    assert torch.equal(again.trunk_cache, first.trunk_cache)
+
+    Image.new("RGB", (32, 32), (5, 5, 5)).save(data / "images" / "red0.png")  # an image changed on disk
+    caplog.clear()
+    with caplog.at_level("INFO", logger="blipkit.training.pretrain"):
+        changed = Pretrainer(load_config(config))
+    assert "CNN features from" not in caplog.text
+    assert not torch.equal(changed.trunk_cache, first.trunk_cache)
