@@ -115,3 +115,23 @@ def test_clear_errors(tiny_models, tmp_path) -> None:
     assert result.exit_code == 1 and "cannot do 'vqa'" in result.output
     result = runner.invoke(app, ["caption", "x.jpg", "--out", "x.txt"])
     assert result.exit_code == 1 and "--out must end in" in result.output
+
+
+def test_ask_over_a_folder_resumes(tiny_models, image_dir, tmp_path) -> None:
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    (folder / "a.jpg").write_bytes((image_dir / "a.jpg").read_bytes())
+    out = tmp_path / "answers.jsonl"
+    args = ["ask", str(folder), "what is it?", "-m", str(tiny_models["vqa"]), "--out", str(out)]
+    args.append("--no-progress")
+    assert runner.invoke(app, args).exit_code == 0
+    from blipkit.cli.common import read_rows
+
+    first = read_rows(out)
+    assert [r["image"].rsplit("/", 1)[-1] for r in first] == ["a.jpg"]
+    (folder / "b.png").write_bytes((image_dir / "b.png").read_bytes())
+    result = runner.invoke(app, [*args, "--resume"])
+    assert result.exit_code == 0, result.output
+    rows = read_rows(out)
+    assert sorted(r["image"].rsplit("/", 1)[-1] for r in rows) == ["a.jpg", "b.png"]
+    assert rows[0] == first[0]  # the first answer was kept, not redone

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import sys
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -190,3 +190,16 @@ def progress_bar(total: int, enabled: bool, unit: str = "img") -> Iterator[Any]:
 def chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+def write_batches(
+    sources: Sequence[Any], batch_size: int, progress: bool, writer: ResultWriter,
+    run: Callable[[Sequence[Any]], Iterable[Any]],
+) -> None:
+    """Run ``run`` on ``batch_size`` sources at a time, writing each result as soon as its batch is done
+    (so an interrupted run keeps every finished batch for ``--resume``)."""
+    with progress_bar(len(sources), progress) as advance:
+        for chunk in chunks(sources, batch_size):
+            for result in run(chunk):
+                writer.write(result.to_dict())
+            advance(len(chunk))

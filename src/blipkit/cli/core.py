@@ -68,11 +68,10 @@ def caption(
     writer = c.ResultWriter(
         out, as_json, lambda r: f"{r['image']}\t{r['caption']}\t({r['confidence']:.2f})", resume=resume
     )
-    with c.progress_bar(len(sources), progress) as advance:
-        for chunk in c.chunks(sources, batch_size):
-            for result in blip.caption(chunk, prompt=prompt, settings=settings, batch_size=batch_size):
-                writer.write(result.to_dict())
-            advance(len(chunk))
+    c.write_batches(
+        sources, batch_size, progress, writer,
+        lambda chunk: blip.caption(chunk, prompt=prompt, settings=settings, batch_size=batch_size),
+    )
     raise typer.Exit(writer.close())
 
 
@@ -88,12 +87,16 @@ def ask(
     batch_size: int = c.BatchOption,
     as_json: bool = c.JsonOption,
     out: Path = c.OutOption,
+    resume: bool = c.ResumeOption,
     progress: bool = c.ProgressOption,
 ) -> None:
     """Answer a question about an image, by generation or by ranking --choices."""
     c.check_out(out)
     options = [x.strip() for x in choices.split(",") if x.strip()] if choices else None
     sources = _sources([image])
+    if resume:
+        done = c.done_images(out)
+        sources = [s for s in sources if str(s) not in done]
     blip = c.load_model(model, device, dtype, threads, fast, task="vqa")
 
     def human(r: dict) -> str:
@@ -104,12 +107,9 @@ def ask(
             )
         return line
 
-    writer = c.ResultWriter(out, as_json, human)
-    with c.progress_bar(len(sources), progress) as advance:
-        for chunk in c.chunks(sources, batch_size):
-            for result in blip.ask(chunk, question, choices=options, batch_size=batch_size):
-                writer.write(result.to_dict())
-            advance(len(chunk))
+    writer = c.ResultWriter(out, as_json, human, resume=resume)
+    c.write_batches(sources, batch_size, progress, writer,
+                    lambda chunk: blip.ask(chunk, question, choices=options, batch_size=batch_size))
     raise typer.Exit(writer.close())
 
 
