@@ -34,6 +34,7 @@ class TrainConfig:
     batch_size: int = 96
     vqa_batch_size: int = 48
     itm_batch_size: int | None = None  # ITM on the first N pairs only (ITM is the costliest loss)
+    itm_random_negatives: float = 0.0  # share of ITM negatives drawn uniformly, not by ITC similarity
     lr: float = 1e-4  # pretrained text weights
     lr_new: float = 4e-4  # everything initialised from scratch (cross-attention, heads, vision tokens)
     lr_cnn: float = 5e-5  # the part of the CNN that is tuned

@@ -36,9 +36,16 @@ def itc_loss(
     return (loss_i2t + loss_t2i) / 2, sim_i2t
 
 
-def _sample_negatives(sim: torch.Tensor, same: torch.Tensor) -> torch.Tensor:
+def _sample_negatives(sim: torch.Tensor, same: torch.Tensor, random_share: float = 0.0) -> torch.Tensor:
     weights = torch.softmax(sim.float(), dim=1).masked_fill(same, 0.0) + 1e-9
     weights = weights.masked_fill(same, 0.0)
+    if random_share > 0:
+        # Mix in uniformly drawn negatives: a young ITM head facing only hard negatives (often true
+        # descriptions of a similar photo) stalls at the label prior; easy ones give it a first signal.
+        weights = weights / weights.sum(dim=1, keepdim=True).clamp(min=1e-12)
+        uniform = (~same).float()
+        uniform = uniform / uniform.sum(dim=1, keepdim=True).clamp(min=1.0)
+        weights = (1 - random_share) * weights + random_share * uniform
     # a row with no valid negative (every item of the batch is the same image) falls back to uniform
     empty = weights.sum(dim=1) == 0
     weights[empty] = (~same[empty]).float() + 1e-9
@@ -67,16 +74,18 @@ def itm_loss(
     image_ids: torch.Tensor,
     sim_i2t: torch.Tensor,
     count: int | None = None,
+    random_share: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """ITM on positives plus one hard negative text per image and one hard negative image per text.
 
     With ``count``, only the first ``count`` pairs are scored (negatives still come from the whole batch).
+    ``random_share`` of the negative draws are uniform instead of in proportion to ITC similarity.
     """
     k = count or ids.shape[0]
     with torch.no_grad():
         same = image_ids[:, None] == image_ids[None, :]
-        neg_text = _sample_negatives(sim_i2t[:k], same[:k])
-        neg_image = _sample_negatives(sim_i2t.t()[:k], same[:k])
+        neg_text = _sample_negatives(sim_i2t[:k], same[:k], random_share)
+        neg_image = _sample_negatives(sim_i2t.t()[:k], same[:k], random_share)
     embeds = torch.cat([image_embeds[:k], image_embeds[:k], image_embeds[neg_image]])
     all_ids = torch.cat([ids[:k], ids[neg_text], ids[:k]])
     all_mask = torch.cat([mask[:k], mask[neg_text], mask[:k]])

@@ -280,7 +280,9 @@ class Pretrainer:
                     model.itc_temperature,
                 )
                 k = min(t.itm_batch_size or len(idx), len(idx))
-                itm, itm_acc = obj.itm_loss(model, embeds, ids, mask, image_ids, sim.detach(), k)
+                itm, itm_acc = obj.itm_loss(
+                    model, embeds, ids, mask, image_ids, sim.detach(), k, t.itm_random_negatives
+                )
                 lm = obj.lm_loss(model, embeds, ids, mask, t.label_smoothing)
                 loss = t.loss_itc * itc + t.loss_itm * itm + t.loss_lm * lm
                 metrics.update(itc=itc.item(), itm=itm.item(), itm_acc=itm_acc.item(), lm=lm.item())
