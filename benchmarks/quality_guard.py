@@ -36,7 +36,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--limit", type=int, default=200, help="first N images of the split (0: all)")
     p.add_argument("--tasks", default=",".join(TASKS), help="caption,retrieval")
     p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--max-cider-drop", type=float, default=2.0, help="CIDEr points the fast path may lose")
+    p.add_argument("--max-cider-drop", type=float, default=1.0, help="CIDEr points the fast path may lose")
     p.add_argument("--max-r1-drop", type=float, default=1.0, help="mean R@1 points the fast path may lose")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "quality_guard")
     return p.parse_args(argv)
