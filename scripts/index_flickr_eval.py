@@ -110,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
             candidates = found[:rerank_top]
             probs = blip.match_pairs(features.select(candidates), [text] * len(candidates))
             order = rerank_order(candidates, {c: float(p) for c, p in zip(candidates, probs, strict=True)})
+            order += found[rerank_top:]  # what was not re-scored keeps its first-stage order, as in search
             itm_ms += (time.perf_counter() - t0) * 1000
             ranks["rerank"].append(order.index(right) + 1 if right in order[:10] else None)
         name = "hybrid" if hybrid else "itc"
