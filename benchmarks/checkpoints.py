@@ -106,13 +106,8 @@ def installed_builtin() -> Path | None:
 def build_checkpoint(kind: str, folder: Path, *, size: str = "base", seed: int = 0) -> Path:
     """Write a seeded random ``kind`` checkpoint to ``folder`` (reused when already there)."""
     import torch
-    from transformers.models.blip import (
-        BlipConfig,
-        BlipForConditionalGeneration,
-        BlipForImageTextRetrieval,
-        BlipForQuestionAnswering,
-        BlipImageProcessorPil,
-    )
+    import transformers
+    from transformers.models.blip import BlipConfig, BlipImageProcessorPil
 
     from blipkit.models.builtin import BuiltinBlipConfig, BuiltinBlipModel
     from blipkit.training.init_weights import builtin_image_processor, builtin_tokenizer
@@ -132,12 +127,7 @@ def build_checkpoint(kind: str, folder: Path, *, size: str = "base", seed: int =
         processor = builtin_image_processor(config)
     else:
         config = BlipConfig(**blip_config_kwargs(size))
-        cls = {
-            "caption": BlipForConditionalGeneration,
-            "itm": BlipForImageTextRetrieval,
-            "vqa": BlipForQuestionAnswering,
-        }[kind]
-        model = cls(config)
+        model = getattr(transformers, BLIP_KINDS[kind])(config)
         side = config.vision_config.image_size
         processor = BlipImageProcessorPil(size={"height": side, "width": side})
     model.eval()
