@@ -202,18 +202,24 @@ class PlainBuiltinPath(TransformersPath):
             vecs = F.normalize(self.model.text_proj(states[:, 0, :]), dim=-1)
         return {"vectors": vecs.tolist()}
 
+    def _grounded(self, enc: Any, states: Any) -> Any:
+        """The image-grounded text encoder's hidden states (ITM and the VQA question both use it)."""
+        import torch
+
+        return self.model.text_encoder(
+            input_ids=enc["input_ids"],
+            attention_mask=enc["attention_mask"],
+            encoder_hidden_states=states,
+            encoder_attention_mask=torch.ones(states.shape[:-1], dtype=torch.long),
+        )[0]
+
     def itm(self, paths: list[str], texts: list[str]) -> dict[str, Any]:
         import torch
 
         enc = self._texts(texts)
         with torch.no_grad():
             states = self._embeds(paths)
-            hidden = self.model.text_encoder(
-                input_ids=enc["input_ids"],
-                attention_mask=enc["attention_mask"],
-                encoder_hidden_states=states,
-                encoder_attention_mask=torch.ones(states.shape[:-1], dtype=torch.long),
-            )[0]
+            hidden = self._grounded(enc, states)
             scores = self.model.itm_head(hidden[:, 0, :])
         return {"scores": torch.softmax(scores, dim=-1)[:, 1].tolist()}
 
@@ -223,12 +229,7 @@ class PlainBuiltinPath(TransformersPath):
         enc = self._texts(questions)
         with torch.no_grad():
             states = self._embeds(paths)
-            q = self.model.text_encoder(
-                input_ids=enc["input_ids"],
-                attention_mask=enc["attention_mask"],
-                encoder_hidden_states=states,
-                encoder_attention_mask=torch.ones(states.shape[:-1], dtype=torch.long),
-            )[0]
+            q = self._grounded(enc, states)
             out = self._generate(q, enc["attention_mask"], 1, VQA_TOKENS)
         return {"texts": [t.strip() for t in self.tokenizer.batch_decode(out, skip_special_tokens=True)]}
 
