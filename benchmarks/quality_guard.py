@@ -1,11 +1,11 @@
-"""Quality guard for the fast path on a trained model: default vs fast on a Flickr8k test subset.
+"""Quality guard for the fast path on a trained model: float32 vs fast on a Flickr8k test subset.
 
     python benchmarks/quality_guard.py --model PATH            # e.g. the trained built-in model's folder
     python benchmarks/quality_guard.py --model builtin --limit 500 --max-cider-drop 2
 
 Captions every image (beam search, blipkit's defaults) and runs image-text retrieval (ITC ranking, ITM
-re-ranking) with ``blipkit.load(model)`` and with ``blipkit.load(model, fast=True)``, scores both with
-``blipkit.evaluation`` (CIDEr etc., R@1/5/10), and reports the differences and how many captions are
+re-ranking) with ``blipkit.load(model, fast=False)`` and ``blipkit.load(model, fast=True)``, scores both
+with ``blipkit.evaluation`` (CIDEr etc., R@1/5/10), and reports the differences and how many captions are
 identical. Exits 1 when the fast path loses more than the allowed CIDEr or mean R@1 (points, 0-100
 scale), so it can gate a release. Each path is loaded in turn, so their memory is not held together.
 """
@@ -69,26 +69,26 @@ def evaluate(model: str, fast: bool, records: list[Any], tasks: list[str], batch
     return out
 
 
-def compare(default: dict[str, Any], fast: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
-    """Differences (fast - default) and the verdict."""
+def compare(exact: dict[str, Any], fast: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    """Differences (fast - float32) and the verdict."""
     result: dict[str, Any] = {"checks": {}}
-    if "caption" in default:
+    if "caption" in exact:
         result["caption_delta"] = {
             k: fast["caption"][k] - v
-            for k, v in default["caption"].items()
+            for k, v in exact["caption"].items()
             if isinstance(fast["caption"].get(k), int | float)
         }
-        pairs = list(zip(default["captions"], fast["captions"], strict=True))
+        pairs = list(zip(exact["captions"], fast["captions"], strict=True))
         result["captions_identical"] = sum(a == b for a, b in pairs) / len(pairs) if pairs else float("nan")
-        drop = default["caption"]["CIDEr"] - fast["caption"]["CIDEr"]
+        drop = exact["caption"]["CIDEr"] - fast["caption"]["CIDEr"]
         result["checks"]["cider"] = {
             "drop": drop,
             "allowed": args.max_cider_drop,
             "ok": drop <= args.max_cider_drop,
         }
-    if "retrieval" in default:
-        result["retrieval_delta"] = {k: fast["retrieval"][k] - v for k, v in default["retrieval"].items()}
-        drop = default["retrieval"]["r1_mean"] - fast["retrieval"]["r1_mean"]
+    if "retrieval" in exact:
+        result["retrieval_delta"] = {k: fast["retrieval"][k] - v for k, v in exact["retrieval"].items()}
+        drop = exact["retrieval"]["r1_mean"] - fast["retrieval"]["r1_mean"]
         result["checks"]["r1_mean"] = {
             "drop": drop,
             "allowed": args.max_r1_drop,
@@ -99,13 +99,13 @@ def compare(default: dict[str, Any], fast: dict[str, Any], args: argparse.Namesp
 
 
 def markdown(report: dict[str, Any]) -> str:
-    d, f, c = report["default"], report["fast"], report["comparison"]
+    d, f, c = report["float32"], report["fast"], report["comparison"]
     lines = [
         f"# Fast-path quality guard: {report['model']}",
         "",
         f"{report['images']} images of {report['data']} ({report['split']}); fast plan {f.get('plan')}.",
         "",
-        "| metric | default | fast | fast - default |",
+        "| metric | float32 | fast | fast - float32 |",
         "|---|---:|---:|---:|",
     ]
     for section in ("caption", "retrieval"):
@@ -118,7 +118,7 @@ def markdown(report: dict[str, Any]) -> str:
     for name, check in c["checks"].items():
         verdict = "ok" if check["ok"] else "FAILED"
         lines.append(f"- {name}: drop {check['drop']:.2f} (allowed {check['allowed']}) — {verdict}")
-    lines.append(f"\nTime: default {d['seconds']:.0f}s, fast {f['seconds']:.0f}s.")
+    lines.append(f"\nTime: float32 {d['seconds']:.0f}s, fast {f['seconds']:.0f}s.")
     return "\n".join(lines) + "\n"
 
 
@@ -131,16 +131,16 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"unknown tasks {sorted(unknown)}; choose from {TASKS}")
     records = load_caption_dataset(args.data, split=args.split)
     records = records[: args.limit] if args.limit else records
-    default = evaluate(args.model, False, records, tasks, args.batch_size)
+    exact = evaluate(args.model, False, records, tasks, args.batch_size)
     fast = evaluate(args.model, True, records, tasks, args.batch_size)
     report = {
         "model": args.model,
         "data": str(args.data),
         "split": args.split,
         "images": len(records),
-        "default": default,
+        "float32": exact,
         "fast": fast,
-        "comparison": compare(default, fast, args),
+        "comparison": compare(exact, fast, args),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps(report, indent=1))

@@ -1,4 +1,4 @@
-"""blipkit's CPU benchmark: plain transformers vs blipkit's default and fast paths, on the same inputs.
+"""blipkit's CPU benchmark: plain transformers vs blipkit's float32 and fast paths, on the same inputs.
 
     python benchmarks/run.py                 # BLIP-base (random weights, real architecture) + built-in
     python benchmarks/run.py --quick         # tiny models, one round: a smoke run (the slow test)
@@ -27,7 +27,7 @@ if str(ROOT) not in sys.path:  # run as a script: make `benchmarks` importable
 from benchmarks import summary  # noqa: E402
 from benchmarks.checkpoints import KINDS, build_checkpoint, installed_builtin  # noqa: E402
 
-PATHS = ("transformers", "default", "fast")
+PATHS = ("transformers", "float32", "fast")
 # fast-path variants timed by --ablation, on the tasks where each lever shows
 ABLATION = {
     "caption": [
@@ -67,7 +67,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="extra images for the greedy-agreement check (default 16; quick 0)",
     )
     p.add_argument("--models", default=",".join(KINDS), help=f"subset of {','.join(KINDS)}")
-    p.add_argument("--paths", default=",".join(PATHS), help="subset of transformers,default,fast")
+    p.add_argument("--paths", default=",".join(PATHS), help="subset of transformers,float32,fast")
     p.add_argument("--ablation", action="store_true", help="also time fast-path variants, each next to fast")
     p.add_argument("--threads", type=int, default=1, help="torch threads in every path (default 1)")
     p.add_argument("--no-flops", action="store_true", help="skip the FLOP-counting pass")
@@ -273,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
             if rnd == 0 and "transformers" in order:  # the baseline first: its tokens are the reference
                 order = ["transformers"] + [p for p in order if p != "transformers"]
             for path in order:
-                runner.measure(kind, path, rnd, checks=rnd == 0 and path != "default", flops=rnd == 0)
+                runner.measure(kind, path, rnd, checks=rnd == 0 and path != "float32", flops=rnd == 0)
     if args.ablation:
         for kind in [k for k in kinds if k in ABLATION]:
             tasks = ABLATION_TASKS[kind]

@@ -1,9 +1,9 @@
 """One benchmark measurement in a process of its own: load one model one way, time its tasks, print JSON.
 
 A fresh process per (model, path) makes its peak resident memory (``ru_maxrss``) that path's alone.
-Paths: ``transformers`` (plain transformers code in float32, as the model cards show), ``default``
-(``blipkit.load(path)``), ``fast`` (``blipkit.load(path, fast=True)``) and ``fast:image=..,text=..`` (a
-fast-path variant, for the ablation table).
+Paths: ``transformers`` (plain transformers code in float32, as the model cards show), ``float32``
+(``blipkit.load(path, fast=False)``), ``fast`` (``blipkit.load(path, fast=True)``) and
+``fast:image=..,text=..`` (a fast-path variant, for the ablation table).
 
 Usage: python -m benchmarks.worker SPEC.json OUT.json
 """
@@ -236,7 +236,7 @@ class PlainBuiltinPath(TransformersPath):
 
 # --- blipkit --------------------------------------------------------------------------------------------
 class BlipkitPath:
-    """``blipkit.load`` (default or fast) and the public ``Blip`` methods."""
+    """``blipkit.load`` (float32 or fast) and the public ``Blip`` methods."""
 
     def __init__(self, folder: Path, path: str) -> None:
         import blipkit

@@ -174,12 +174,12 @@ def test_quick_benchmark_runs_end_to_end(tmp_path: Path) -> None:
         ("builtin", ["caption_greedy", "itc_image", "vqa"]),
     ):
         for task in tasks:
-            for path in ("transformers", "default", "fast"):
+            for path in ("transformers", "float32", "fast"):
                 assert (kind, task, path) in measured
     assert all(r["items_per_s"] > 0 and r["peak_rss_mb"] > 0 for r in result["table"])
     assert result["peak_gflops"]["float32"] > 0
-    default = next(a for a in result["agreement"] if (a["model"], a["path"]) == ("caption", "default"))
-    assert default["greedy_tokens"] == 1.0  # blipkit's default path is transformers' computation
+    default = next(a for a in result["agreement"] if (a["model"], a["path"]) == ("caption", "float32"))
+    assert default["greedy_tokens"] == 1.0  # blipkit's float32 path is transformers' computation
     assert "| BLIP-base caption |" in out.with_suffix(".md").read_text()
 
 
@@ -210,7 +210,7 @@ def test_quality_guard_compares_and_gates() -> None:
             "data": "d",
             "split": "test",
             "images": 3,
-            "default": default,
+            "float32": default,
             "fast": fast,
             "comparison": result,
         }
@@ -241,7 +241,7 @@ def test_quality_guard_runs_on_flickr8k(tiny_models: dict[str, Path], tmp_path: 
     )
     report = json.loads(out.with_suffix(".json").read_text())
     assert code == 0 and report["images"] == 6
-    assert {"CIDEr", "BLEU-4"} <= report["default"]["caption"].keys() <= report["fast"]["caption"].keys()
+    assert {"CIDEr", "BLEU-4"} <= report["float32"]["caption"].keys() <= report["fast"]["caption"].keys()
     assert 0 <= report["comparison"]["captions_identical"] <= 1
 
 

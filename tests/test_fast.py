@@ -86,7 +86,7 @@ def test_plan_rejects_unknown_formats() -> None:
         FastPlan(image="fp8")
     with pytest.raises(ValueError, match="cross"):
         FastPlan(cross="sometimes")
-    assert default_plan("cuda") == FastPlan(image=KEEP, text=KEEP, head=KEEP)
+    assert default_plan("cuda") == FastPlan(image=KEEP, text=KEEP, encoder=KEEP, head=KEEP)
 
 
 @pytest.mark.parametrize("scan", [BF16, INT8])
@@ -138,7 +138,7 @@ def test_cross_attention_modes_agree(tiny_models: dict[str, Path], fmt: str) -> 
     hidden = torch.randn(6, 2, 32, generator=gen)
     outputs = {}
     for mode in (ABSORBED, SHARED, CACHED):
-        model, _ = load_fast(_cls(path), path, FastPlan(image=fmt, text=fmt, cross=mode))
+        model, _ = load_fast(_cls(path), path, FastPlan(image=fmt, text=fmt, encoder=fmt, cross=mode))
         attention = model.text_decoder.bert.encoder.layer[0].crossattention.self
         assert isinstance(attention, FastBlipTextSelfAttention) and attention.cross_mode == mode
         with torch.inference_mode():
@@ -156,7 +156,7 @@ def test_cross_attention_honours_an_encoder_padding_mask(tiny_models: dict[str, 
     mask[1, ..., 3:] = torch.finfo(torch.float32).min  # the second image's last two tokens are padding
     outputs = []
     for mode in (ABSORBED, SHARED, CACHED):
-        model, _ = load_fast(_cls(path), path, FastPlan(image=FP32, text=FP32, cross=mode))
+        model, _ = load_fast(_cls(path), path, FastPlan(image=FP32, text=FP32, encoder=FP32, cross=mode))
         attention = model.text_decoder.bert.encoder.layer[0].crossattention.self
         with torch.inference_mode():
             outputs.append(attention(hidden, encoder_hidden_states=states, encoder_attention_mask=mask)[0])
@@ -169,9 +169,9 @@ def test_cross_attention_honours_an_encoder_padding_mask(tiny_models: dict[str, 
 def test_image_keys_are_projected_once_per_image_or_never(tiny_models: dict[str, Path], images: list) -> None:
     """transformers projects the image keys once per beam, and blipkit's confidence pass once more; the
     shared mode once per image and pass; the absorbed mode (the default) never."""
-    path = tiny_models["caption"]
+    path, fmt = tiny_models["caption"], _formats()[0]
     blips = {"default": blipkit.load(str(path)), "absorbed": blipkit.load(str(path), fast=True),
-             "shared": _fast_blip(path, FastPlan(image=_formats()[0], text=_formats()[0], cross=SHARED))}
+             "shared": _fast_blip(path, FastPlan(image=fmt, text=fmt, encoder=fmt, cross=SHARED))}
     calls: dict[str, list[int]] = {name: [] for name in blips}
     for name, blip in blips.items():
         key = blip.checkpoint.model.text_decoder.bert.encoder.layer[0].crossattention.self.key
@@ -208,7 +208,7 @@ def test_loader_without_conversion_reproduces_from_pretrained(tiny_models: dict[
                                                               ) -> None:
     path = tiny_models[kind]
     want = _cls(path).from_pretrained(path).eval()
-    got, plan = load_fast(_cls(path), path, FastPlan(image=KEEP, text=KEEP, head=KEEP))
+    got, plan = load_fast(_cls(path), path, FastPlan(image=KEEP, text=KEEP, encoder=KEEP, head=KEEP))
     assert plan.image == plan.text == KEEP
     want_state, got_state = want.state_dict(), got.state_dict()
     assert want_state.keys() == got_state.keys()
@@ -220,11 +220,11 @@ def test_loader_without_conversion_reproduces_from_pretrained(tiny_models: dict[
 
 def test_tied_lm_head_is_built_from_the_word_embeddings(tiny_models: dict[str, Path]) -> None:
     path = tiny_models["caption"]
-    kept, _ = load_fast(_cls(path), path, FastPlan(image=KEEP, text=KEEP, head=KEEP))
+    kept, _ = load_fast(_cls(path), path, FastPlan(image=KEEP, text=KEEP, encoder=KEEP, head=KEEP))
     decoder = kept.text_decoder
     assert decoder.cls.predictions.decoder.weight is decoder.bert.embeddings.word_embeddings.weight
-    head = FastPlan(image=FP32, text=FP32, head=_formats()[0]).head
-    packed, _ = load_fast(_cls(path), path, FastPlan(image=FP32, text=FP32, head=head))
+    head = FastPlan(image=FP32, text=FP32, encoder=FP32, head=_formats()[0]).head
+    packed, _ = load_fast(_cls(path), path, FastPlan(image=FP32, text=FP32, encoder=FP32, head=head))
     decoder = packed.text_decoder.cls.predictions.decoder
     assert isinstance(decoder, RescoredLinear if head != FP32 else PackedLinear)
     if head != FP32:  # re-scores from the word embedding itself: no float32 copy
@@ -236,12 +236,12 @@ def test_fast_load_keeps_no_float32_linear_weights(tiny_models: dict[str, Path])
     if not _probe(BF16):
         pytest.skip("no bfloat16 kernels here")
     path = tiny_models["caption"]
-    model, _ = load_fast(_cls(path), path, FastPlan(image=BF16, text=BF16))
+    model, _ = load_fast(_cls(path), path, FastPlan(image=BF16, text=BF16, encoder=BF16))
     linears = [n for n, m in model.named_modules() if type(m) is nn.Linear]
     left = [n for n in linears if n.startswith(("vision_model.encoder", "text_decoder"))]
     # only the image key/value projections, which the absorbed cross-attention reads in place
     assert left and all(n.endswith(("crossattention.self.key", "crossattention.self.value")) for n in left)
-    shared, _ = load_fast(_cls(path), path, FastPlan(image=BF16, text=BF16, cross=SHARED))
+    shared, _ = load_fast(_cls(path), path, FastPlan(image=BF16, text=BF16, encoder=BF16, cross=SHARED))
     assert not [n for n, m in shared.named_modules() if type(m) is nn.Linear and n.startswith("text_decoder")]
 
 
@@ -259,7 +259,7 @@ def test_fast_checkpoint_says_what_plan_it_runs(tiny_models: dict[str, Path]) ->
 
 def test_apply_fast_equals_load_fast(tiny_models: dict[str, Path], images: list) -> None:
     path = tiny_models["itm"]
-    plan = FastPlan(image=_formats()[0], text=_formats()[0])
+    plan = FastPlan(image=_formats()[0], text=_formats()[0], encoder=_formats()[0])
     streamed = _fast_blip(path, plan)
     converted = blipkit.load(str(path))
     apply_fast(converted.checkpoint.model, plan)
@@ -269,7 +269,7 @@ def test_apply_fast_equals_load_fast(tiny_models: dict[str, Path], images: list)
 # --- outputs against the default path --------------------------------------------------------------------
 def test_float32_plan_reproduces_the_default_path_exactly(tiny_models: dict[str, Path], images: list) -> None:
     """Packed float32 weights, fused attention and shared image keys change no token."""
-    plan = FastPlan(image=FP32, text=FP32)
+    plan = FastPlan(image=FP32, text=FP32, encoder=FP32)
     for kind in ("caption", "builtin"):
         default, fast = blipkit.load(str(tiny_models[kind])), _fast_blip(tiny_models[kind], plan)
         for settings in (GREEDY, BEAM):
@@ -313,7 +313,7 @@ def test_eager_attention_variant_runs(tiny_models: dict[str, Path], images: list
     fmt = _formats()[0]
     for kind in ("caption", "builtin"):
         default = blipkit.load(str(tiny_models[kind]))
-        fast = _fast_blip(tiny_models[kind], FastPlan(image=fmt, text=fmt, sdpa=False))
+        fast = _fast_blip(tiny_models[kind], FastPlan(image=fmt, text=fmt, encoder=fmt, sdpa=False))
         assert all(r.ok and r.caption for r in fast.caption(images, settings=BEAM))
         want = np.array([r.score for r in default.match(images, "a dog")]) if kind == "builtin" else None
         if want is not None:
@@ -328,3 +328,98 @@ def test_fast_caption_results_are_complete(tiny_models: dict[str, Path], images:
     results = fast.caption([*images, str(bad)], settings=BEAM)
     assert [r.ok for r in results] == [True] * len(images) + [False]
     assert all(r.caption and 0 < r.confidence <= 1 for r in results[:-1])
+
+
+# --- memory levers -----------------------------------------------------------------------------------------
+def test_int8_weights_are_quantized_block_by_block_as_in_one_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    if not _probe(INT8):
+        pytest.skip("no int8 kernels here")
+    from blipkit.runtime.fast import Int8Linear
+
+    weight = torch.randn(37, 24, generator=torch.Generator().manual_seed(3)).to(torch.bfloat16)
+    monkeypatch.setattr(Int8Linear, "_BLOCK", 5)  # 37 rows: seven full blocks and a short one
+    blocked = Int8Linear(weight, None, None).inner.weight()
+    w = weight.float()
+    scales = (w.abs().amax(dim=1) / 127.0).double()
+    whole = torch.quantize_per_channel(w, scales, torch.zeros(37, dtype=torch.long), 0, torch.qint8)
+    assert torch.equal(blocked.int_repr(), whole.int_repr())
+    assert torch.allclose(blocked.q_per_channel_scales(), whole.q_per_channel_scales())
+
+
+@pytest.mark.parametrize("kind", ["itm", "vqa", "builtin"])
+def test_encoder_layers_follow_their_own_format(tiny_models: dict[str, Path], kind: str) -> None:
+    """Text-encoder layers run once per text, so the plan may store them apart from the decoder's; layers
+    the built-in model shares between its encoder and decoder follow the decoder's format."""
+    if not _probe(INT8):
+        pytest.skip("no int8 kernels here")
+    from blipkit.runtime.fast import Int8Linear
+
+    path = tiny_models[kind]
+    model, _ = load_fast(_cls(path), path, FastPlan(image=FP32, text=FP32, encoder=INT8, head=FP32))
+    in_decoder = {id(m) for m in model.text_decoder.modules()} if hasattr(model, "text_decoder") else set()
+    int8 = [n for n, m in model.named_modules(remove_duplicate=False) if isinstance(m, Int8Linear)]
+    assert int8 and all(n.startswith("text_encoder.") for n in int8)
+    assert not [n for n in int8 if id(model.get_submodule(n)) in in_decoder]
+    packed = [n for n, m in model.text_encoder.named_modules() if isinstance(m, PackedLinear)]
+    assert bool(packed) == (kind == "builtin")  # only shared layers stay float32 in the encoder
+
+
+def test_bfloat16_plan_keeps_lookup_tables_and_image_kv_in_bfloat16(tiny_models: dict[str, Path]) -> None:
+    if not _probe(BF16):
+        pytest.skip("no bfloat16 kernels here")
+    from blipkit.runtime.fast import WideEmbedding
+
+    path = tiny_models["vqa"]
+    model, _ = load_fast(_cls(path), path, FastPlan(image=BF16, text=BF16, encoder=BF16))
+    for tower in (model.text_encoder, model.text_decoder.bert):
+        words = tower.embeddings.word_embeddings
+        assert isinstance(words, WideEmbedding) and words.weight.dtype == torch.bfloat16
+        assert words(torch.tensor([[1, 2]])).dtype == torch.float32  # the text stream stays float32
+        cross = tower.encoder.layer[0].crossattention.self
+        assert cross.key.weight.dtype == cross.value.weight.dtype == torch.bfloat16
+    # the LM head re-scores from the bfloat16 table itself: no float32 copy of it anywhere
+    head = model.text_decoder.cls.predictions.decoder
+    if isinstance(head, RescoredLinear):
+        assert head._weight.data_ptr() == model.text_decoder.bert.embeddings.word_embeddings.weight.data_ptr()
+
+
+def test_fast_path_runs_the_vision_encoder_a_few_images_at_a_time(tiny_models: dict[str, Path], images: list
+                                                                   ) -> None:
+    from blipkit import defaults
+    from blipkit.runtime.encoding import encode_images
+
+    calls: dict[str, list[int]] = {"default": [], "fast": []}
+    for name in calls:
+        blip = blipkit.load(str(tiny_models["itm"]), fast=name == "fast")
+        blip.checkpoint.model.vision_model.register_forward_hook(
+            lambda module, args, kwargs, out, name=name: calls[name].append(len(kwargs["pixel_values"])),
+            with_kwargs=True,
+        )
+        feats = encode_images(blip.checkpoint, images, batch_size=len(images))
+        assert feats.embeds.shape[0] == len(images)
+    assert calls["default"] == [len(images)]
+    assert sum(calls["fast"]) == len(images) and max(calls["fast"]) <= defaults.FAST_VISION_BATCH
+
+
+# --- the default --------------------------------------------------------------------------------------------
+def test_the_default_is_fast_where_its_quality_was_measured(tiny_models: dict[str, Path],
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from blipkit.runtime.checkpoint import use_fast
+    from blipkit.runtime.fast import has_fast_bf16
+
+    monkeypatch.delenv("BLIPKIT_FAST", raising=False)
+    assert use_fast(None, "cpu", torch.float32) is has_fast_bf16()
+    assert use_fast(None, "cpu", torch.bfloat16) is False  # an explicit dtype is the user's choice
+    assert use_fast(None, "cuda", torch.float32) is False  # the plan is a no-op there
+    assert use_fast(False, "cpu", torch.float32) is False and use_fast(True, "cuda", torch.float32) is True
+    assert ("fast" in blipkit.load(str(tiny_models["itm"])).checkpoint.extras) is has_fast_bf16()
+    monkeypatch.setenv("BLIPKIT_FAST", "1")
+    assert use_fast(None, "cuda", torch.float32) is True
+    assert use_fast(None, "cpu", torch.bfloat16) is False
+    assert "fast" in blipkit.load(str(tiny_models["itm"])).checkpoint.extras
+    monkeypatch.setenv("BLIPKIT_FAST", "0")
+    assert use_fast(None, "cpu", torch.float32) is False
+    assert "fast" not in blipkit.load(str(tiny_models["itm"])).checkpoint.extras
+    monkeypatch.setenv("BLIPKIT_FAST", "sometimes")
+    with pytest.raises(ValueError, match="BLIPKIT_FAST"):
+        use_fast(None, "cpu", torch.float32)

@@ -33,7 +33,7 @@ def load(
     device: str = "cpu",
     dtype: str | torch.dtype = "float32",
     threads: int | None = None,
-    fast: bool = False,
+    fast: bool | None = None,
 ) -> Blip:
     """Load a BLIP checkpoint: ``builtin``, an alias (``base``, ``large``, ``vqa``, ``itm``...), a hub id
     such as ``Salesforce/blip-image-captioning-base``, or a folder saved by ``save_pretrained``.
@@ -43,6 +43,9 @@ def load(
 
     ``fast=True`` loads the CPU fast path (:mod:`blipkit.runtime.fast`): bfloat16/int8 matmuls chosen for
     this CPU, fused attention, image keys/values computed once; outputs match to low-precision rounding.
+    ``fast=False`` is transformers' own float32 computation, token for token. The default (``None``) is
+    ``BLIPKIT_FAST`` when set, else the fast path on CPUs with bfloat16 units (where the benchmark's quality
+    guard holds) and float32 elsewhere; ``blip.checkpoint.extras["fast"]`` says which plan runs.
     """
     from blipkit.runtime.checkpoint import TASK_ALIASES
 

@@ -27,7 +27,13 @@ ModelOption = typer.Option(
 DeviceOption = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1, mps...")
 DtypeOption = typer.Option("float32", "--dtype", help="float32, bfloat16 or float16.")
 ThreadsOption = typer.Option(None, "--threads", help="Torch threads (default: torch's choice).")
-FastOption = typer.Option(False, "--fast/--no-fast", help="Use the fast path (int8 weights) where available.")
+FastOption = typer.Option(
+    None,
+    "--fast/--no-fast",
+    help="The CPU fast path (bfloat16/int8 matmuls) or transformers' float32. Default: BLIPKIT_FAST if set, "
+    "else fast on CPUs with bfloat16 units.",
+    show_default=False,
+)
 BatchOption = typer.Option(defaults.BATCH_SIZE, "--batch-size", "-b", min=1, help="Images per batch.")
 JsonOption = typer.Option(False, "--json", help="One JSON object per line on stdout.")
 OutOption = typer.Option(None, "--out", "-o", help="Write results to FILE.jsonl, .csv or .parquet.")
@@ -41,17 +47,19 @@ def fail(message: str, code: int = EXIT_FATAL) -> typer.Exit:
 
 
 def load_model(
-    model: str, device: str, dtype: str, threads: int | None, fast: bool = False, task: str | None = None
+    model: str,
+    device: str,
+    dtype: str,
+    threads: int | None,
+    fast: bool | None = None,
+    task: str | None = None,
 ):
     """Load a model for a command, turning blipkit errors into a clean message and exit code 1."""
     import blipkit
     from blipkit.errors import BlipkitError
 
     try:
-        kwargs: dict[str, Any] = {"device": device, "dtype": dtype, "threads": threads}
-        if fast:
-            kwargs["fast"] = True
-        return blipkit.load(model, task, **kwargs)
+        return blipkit.load(model, task, device=device, dtype=dtype, threads=threads, fast=fast)
     except (BlipkitError, ValueError) as exc:
         raise fail(str(exc)) from exc
 

@@ -79,7 +79,8 @@ index_app = typer.Typer(help="Build and maintain a persistent image index (Lance
 def index_add(
     paths: list[str] = typer.Argument(..., help="Folders (recursive), globs, image files or @list.txt."),
     db: Path = DbOption, model: str = IndexModelOption, device: str = c.DeviceOption,
-    dtype: str = c.DtypeOption, threads: int = c.ThreadsOption, batch_size: int = c.BatchOption,
+    dtype: str = c.DtypeOption, threads: int = c.ThreadsOption,
+    fast: bool | None = c.FastOption, batch_size: int = c.BatchOption,
     commit_every: int = typer.Option(defaults.INDEX_COMMIT_EVERY, "--commit-every", min=1,
                                      help="Images per atomic write: the most a crash can cost."),
     decoding: str = typer.Option("beam", "--decoding", help="Caption decoding: beam, greedy or nucleus."),
@@ -96,7 +97,7 @@ def index_add(
     from blipkit.index import add_images
 
     settings = _generation(decoding, num_beams, max_new_tokens)
-    blip = c.load_model(_index_model(db, model), device, dtype, threads, task="itc")
+    blip = c.load_model(_index_model(db, model), device, dtype, threads, fast, task="itc")
     for task in ("caption",):
         if task not in blip.tasks:
             raise c.fail(f"{blip.checkpoint.name} cannot {task}; an index needs a model with caption and "
@@ -171,7 +172,8 @@ def search(
     max_height: int = typer.Option(None, "--max-height"),
     tag: list[str] = typer.Option(None, "--tag", help="Only images with this stored tag (repeatable: all)."),
     model: str = IndexModelOption, device: str = c.DeviceOption, dtype: str = c.DtypeOption,
-    threads: int = c.ThreadsOption, as_json: bool = c.JsonOption, out: Path = c.OutOption,
+    threads: int = c.ThreadsOption,
+    fast: bool | None = c.FastOption, as_json: bool = c.JsonOption, out: Path = c.OutOption,
 ) -> None:
     """Search an index by text and/or example image: ITC nearest neighbours, fused with full-text
     matches on the stored captions, optionally re-ranked by ITM."""
@@ -182,7 +184,7 @@ def search(
     c.check_out(out)
     if query is None and image is None:
         raise c.fail("give a text query, --image EXAMPLE, or both")
-    blip = c.load_model(_index_model(db, model), device, dtype, threads, task="itc")
+    blip = c.load_model(_index_model(db, model), device, dtype, threads, fast, task="itc")
     index = _open(blip, db, create=False)
     filters = SearchFilters(path_prefix, min_width, max_width, min_height, max_height, tuple(tag or ()))
     try:
@@ -211,7 +213,8 @@ def tag(
     itm: bool = typer.Option(False, "--itm", help="Re-score the best ITC tags with the ITM head."),
     prompt: str = typer.Option(defaults.TAG_PROMPT, "--prompt", help="Prompt template with {label}."),
     model: str = c.ModelOption, device: str = c.DeviceOption, dtype: str = c.DtypeOption,
-    threads: int = c.ThreadsOption, batch_size: int = c.BatchOption, as_json: bool = c.JsonOption,
+    threads: int = c.ThreadsOption,
+    fast: bool | None = c.FastOption, batch_size: int = c.BatchOption, as_json: bool = c.JsonOption,
     out: Path = c.OutOption, progress: bool = c.ProgressOption,
 ) -> None:
     """Zero-shot tags with scores (ITC softmax over the vocabulary, or ITM probabilities with --itm)."""
@@ -228,7 +231,7 @@ def tag(
     sources = expand_sources(paths)
     if not sources:
         raise c.fail("no images found in " + " ".join(paths))
-    blip = c.load_model(model, device, dtype, threads, task="itm" if itm else "itc")
+    blip = c.load_model(model, device, dtype, threads, fast, task="itm" if itm else "itc")
     vectors = tags_task.text_matrix(blip.checkpoint, label_prompts)
     top = k if k is not None else (None if threshold is not None else defaults.TAG_TOP_K)
     writer = c.ResultWriter(out, as_json, lambda r: f"{r['image']}\t" + ", ".join(
@@ -280,7 +283,8 @@ def moderate_check(
     policy: Path = PolicyOption,
     explain: bool = typer.Option(True, "--explain/--no-explain", help="Caption each image to explain."),
     model: str = c.ModelOption, device: str = c.DeviceOption, dtype: str = c.DtypeOption,
-    threads: int = c.ThreadsOption, batch_size: int = c.BatchOption, as_json: bool = c.JsonOption,
+    threads: int = c.ThreadsOption,
+    fast: bool | None = c.FastOption, batch_size: int = c.BatchOption, as_json: bool = c.JsonOption,
     out: Path = c.OutOption, progress: bool = c.ProgressOption,
 ) -> None:
     """Score images against every category of the policy; report the flagged ones with the caption."""
@@ -292,7 +296,7 @@ def moderate_check(
     sources = expand_sources(paths)
     if not sources:
         raise c.fail("no images found in " + " ".join(paths))
-    blip = c.load_model(model, device, dtype, threads, task="itm" if pol.method == "itm" else "itc")
+    blip = c.load_model(model, device, dtype, threads, fast, task="itm" if pol.method == "itm" else "itc")
 
     def human(r: dict[str, Any]) -> str:
         flagged = ", ".join(f"{n} ({r['scores'][n]:.2f})" for n in r["flagged"]) or "ok"
@@ -316,7 +320,8 @@ def moderate_calibrate(
                                            min=0.0, max=1.0),
     out: Path = typer.Option(..., "--out", "-o", help="Where to write the calibrated policy (YAML)."),
     model: str = c.ModelOption, device: str = c.DeviceOption, dtype: str = c.DtypeOption,
-    threads: int = c.ThreadsOption, batch_size: int = c.BatchOption, as_json: bool = c.JsonOption,
+    threads: int = c.ThreadsOption,
+    fast: bool | None = c.FastOption, batch_size: int = c.BatchOption, as_json: bool = c.JsonOption,
 ) -> None:
     """Pick each category's threshold from labelled images: the most recall at the target precision."""
     from blipkit.errors import BlipkitError
@@ -330,7 +335,7 @@ def moderate_calibrate(
     unknown = sorted({name for _, cats in rows for name in cats} - {cat.name for cat in pol.categories})
     if unknown:
         typer.secho(f"labels not in the policy (ignored): {', '.join(unknown)}", fg="yellow", err=True)
-    blip = c.load_model(model, device, dtype, threads, task="itm" if pol.method == "itm" else "itc")
+    blip = c.load_model(model, device, dtype, threads, fast, task="itm" if pol.method == "itm" else "itc")
     scores: list[dict[str, float]] = []
     labels: list[set[str]] = []
     for chunk in c.chunks(rows, batch_size):
@@ -371,7 +376,8 @@ def alt_text(
                                                                                        "--num-beams", min=1),
     max_new_tokens: int = typer.Option(defaults.MAX_NEW_TOKENS, "--max-new-tokens", min=1),
     model: str = c.ModelOption, device: str = c.DeviceOption, dtype: str = c.DtypeOption,
-    threads: int = c.ThreadsOption, batch_size: int = c.BatchOption, as_json: bool = c.JsonOption,
+    threads: int = c.ThreadsOption,
+    fast: bool | None = c.FastOption, batch_size: int = c.BatchOption, as_json: bool = c.JsonOption,
 ) -> None:
     """Fill missing or empty alt text of local images with captions, changing nothing else.
 
@@ -402,7 +408,7 @@ def alt_text(
 
     def describe(paths: list[Path]) -> dict[Path, str | Exception]:
         if "blip" not in state:
-            state["blip"] = c.load_model(model, device, dtype, threads, task="caption")
+            state["blip"] = c.load_model(model, device, dtype, threads, fast, task="caption")
         results = state["blip"].caption([str(p) for p in paths], settings=settings, batch_size=batch_size)
         return {p: (r.caption if r.ok else Exception(r.error)) for p, r in zip(paths, results, strict=True)}
 

@@ -76,6 +76,7 @@ class Common:
     as_json: bool
     text_column: str | None = None
     gpus_per_worker: float = 0.0
+    fast: bool | None = None
 
 
 class _StderrHandler(logging.StreamHandler):
@@ -121,6 +122,7 @@ def _run(op: str, options: dict[str, Any], o: Common) -> None:
         spec = JobSpec(
             op, input=o.input, output=o.output, model=o.model, batch_size=o.batch_size,
             shard_size=o.shard_size, format=fmt, device=o.device, dtype=o.dtype, threads=o.threads,
+            fast=o.fast,
             image_column=o.image_column, text_column=o.text_column, allow_urls=o.urls, options=options,
         )
         summary = run_job(spec, engine=engine, workers=o.workers, address=o.address, overwrite=o.overwrite,
@@ -154,6 +156,7 @@ def caption_job(
     batch_size: int = c.BatchOption, model: str = c.ModelOption, shard_size: int = ShardOption,
     fmt: str = FormatOption, overwrite: bool = OverwriteOption, device: str = c.DeviceOption,
     dtype: str = c.DtypeOption, threads: int = c.ThreadsOption, image_column: str = ImageColumnOption,
+    fast: bool | None = c.FastOption,
     urls: bool = UrlsOption, cpus_per_worker: float = CpusOption, gpus_per_worker: float = GpusOption,
     progress: bool = c.ProgressOption, as_json: bool = JsonSummaryOption,
 ) -> None:
@@ -165,7 +168,7 @@ def caption_job(
     _run("caption", options, Common(
         src, dst, engine, address, workers, batch_size, model, shard_size, fmt, overwrite, device, dtype,
         threads, image_column, urls, cpus_per_worker, progress, as_json,
-        gpus_per_worker=gpus_per_worker))
+        gpus_per_worker=gpus_per_worker, fast=fast))
 
 
 @job_app.command("embed")
@@ -175,6 +178,7 @@ def embed_job(
     batch_size: int = c.BatchOption, model: str = c.ModelOption, shard_size: int = ShardOption,
     fmt: str = FormatOption, overwrite: bool = OverwriteOption, device: str = c.DeviceOption,
     dtype: str = c.DtypeOption, threads: int = c.ThreadsOption, image_column: str = ImageColumnOption,
+    fast: bool | None = c.FastOption,
     urls: bool = UrlsOption, cpus_per_worker: float = CpusOption, gpus_per_worker: float = GpusOption,
     progress: bool = c.ProgressOption, as_json: bool = JsonSummaryOption,
 ) -> None:
@@ -182,7 +186,7 @@ def embed_job(
     _run("embed", {}, Common(
         src, dst, engine, address, workers, batch_size, model, shard_size, fmt, overwrite, device, dtype,
         threads, image_column, urls, cpus_per_worker, progress, as_json,
-        gpus_per_worker=gpus_per_worker))
+        gpus_per_worker=gpus_per_worker, fast=fast))
 
 
 @job_app.command("index")
@@ -194,6 +198,7 @@ def index_job(
     batch_size: int = c.BatchOption, model: str = c.ModelOption, shard_size: int = ShardOption,
     overwrite: bool = OverwriteOption, device: str = c.DeviceOption,
     dtype: str = c.DtypeOption, threads: int = c.ThreadsOption, image_column: str = ImageColumnOption,
+    fast: bool | None = c.FastOption,
     urls: bool = UrlsOption, cpus_per_worker: float = CpusOption, gpus_per_worker: float = GpusOption,
     progress: bool = c.ProgressOption, as_json: bool = JsonSummaryOption,
 ) -> None:
@@ -201,7 +206,7 @@ def index_job(
     _run("index", {"tags": tags}, Common(
         src, dst, engine, address, workers, batch_size, model, shard_size, "parquet", overwrite, device,
         dtype, threads, image_column, urls, cpus_per_worker, progress, as_json,
-        gpus_per_worker=gpus_per_worker))
+        gpus_per_worker=gpus_per_worker, fast=fast))
 
 
 @job_app.command("capfilt")
@@ -218,6 +223,7 @@ def capfilt_job(
     batch_size: int = c.BatchOption, model: str = c.ModelOption, shard_size: int = ShardOption,
     fmt: str = FormatOption, overwrite: bool = OverwriteOption, device: str = c.DeviceOption,
     dtype: str = c.DtypeOption, threads: int = c.ThreadsOption, image_column: str = ImageColumnOption,
+    fast: bool | None = c.FastOption,
     urls: bool = UrlsOption, cpus_per_worker: float = CpusOption, gpus_per_worker: float = GpusOption,
     progress: bool = c.ProgressOption, as_json: bool = JsonSummaryOption,
 ) -> None:
@@ -230,7 +236,7 @@ def capfilt_job(
     _run("capfilt", options, Common(
         src, dst, engine, address, workers, batch_size, model, shard_size, fmt, overwrite, device, dtype,
         threads, image_column, urls, cpus_per_worker, progress, as_json, text_column,
-        gpus_per_worker))
+        gpus_per_worker, fast))
 
 
 def register(app: typer.Typer) -> None:

@@ -38,6 +38,7 @@ def serve(
     device: str = c.DeviceOption,
     dtype: str = c.DtypeOption,
     threads: int = c.ThreadsOption,
+    fast: bool | None = c.FastOption,
     log_level: str = typer.Option("info", "--log-level", help="debug, info, warning or error."),
 ) -> None:
     """Serve the model over HTTP: /v1 API, web page at /, /docs, /healthz, /readyz, /metrics.
@@ -60,7 +61,7 @@ def serve(
             model=model, index=db, policy=policy, host=host, port=port, api_key=api_key,
             batch_wait_ms=batch_wait_ms, max_batch=max_batch, queue_size=queue_size, allow_urls=allow_urls,
             cors_origins=tuple(cors_origin or ()), max_body_bytes=int(max_body_mb * 2**20),
-            max_pixels=max_pixels, device=device, dtype=dtype, threads=threads,
+            max_pixels=max_pixels, device=device, dtype=dtype, threads=threads, fast=fast,
         )
     except ValueError as exc:
         raise c.fail(str(exc)) from exc

@@ -17,6 +17,7 @@ from blipkit import defaults
 from blipkit.cli.common import (
     DeviceOption,
     DtypeOption,
+    FastOption,
     ModelOption,
     ProgressOption,
     ThreadsOption,
@@ -226,6 +227,7 @@ def eval_caption(
     device: str = DeviceOption,
     dtype: str = DtypeOption,
     threads: int | None = ThreadsOption,
+    fast: bool | None = FastOption,
     as_json: bool = JsonMetricsOption,
     progress: bool = ProgressOption,
 ) -> None:
@@ -242,7 +244,7 @@ def eval_caption(
             min_new_tokens=min(defaults.MIN_NEW_TOKENS, max_new_tokens),
         )
         records = _load_eval_records("caption", data, split_name, image_root, skip_bad, limit)
-        blip = load_model(model, device, dtype, threads, task="caption")
+        blip = load_model(model, device, dtype, threads, fast, task="caption")
         run = caption_eval(
             blip,
             records,
@@ -288,6 +290,7 @@ def eval_vqa(
     device: str = DeviceOption,
     dtype: str = DtypeOption,
     threads: int | None = ThreadsOption,
+    fast: bool | None = FastOption,
     as_json: bool = JsonMetricsOption,
     progress: bool = ProgressOption,
 ) -> None:
@@ -316,7 +319,7 @@ def eval_vqa(
                 check_images=False,
             )
             choices = answer_vocabulary(train, max_choices)
-        blip = load_model(model, device, dtype, threads, task="vqa")
+        blip = load_model(model, device, dtype, threads, fast, task="vqa")
         run = vqa_eval(blip, records, choices=choices, batch_size=batch_size, progress=progress)
     except _errors() as exc:
         raise fail(_message(exc)) from exc
@@ -350,6 +353,7 @@ def eval_retrieval(
     device: str = DeviceOption,
     dtype: str = DtypeOption,
     threads: int | None = ThreadsOption,
+    fast: bool | None = FastOption,
     as_json: bool = JsonMetricsOption,
     progress: bool = ProgressOption,
 ) -> None:
@@ -359,7 +363,7 @@ def eval_retrieval(
     split_name = _split(split)
     try:
         records = _load_eval_records("retrieval", data, split_name, image_root, skip_bad, limit)
-        blip = load_model(model, device, dtype, threads, task="itc")
+        blip = load_model(model, device, dtype, threads, fast, task="itc")
         run = retrieval_eval(blip, records, rerank_k=rerank_k, batch_size=batch_size, progress=progress)
     except _errors() as exc:
         raise fail(_message(exc)) from exc
@@ -450,6 +454,7 @@ def capfilt_command(
     device: str = DeviceOption,
     dtype: str = DtypeOption,
     threads: int | None = ThreadsOption,
+    fast: bool | None = FastOption,
     progress: bool = ProgressOption,
 ) -> None:
     """CapFilt: write synthetic captions and keep the texts the ITM filter says match their image."""
@@ -464,10 +469,10 @@ def capfilt_command(
         records = load_caption_dataset(
             data, split=_split(split), image_root=image_root, on_bad="skip" if skip_bad else "raise"
         )
-        filt = load_model(filter_model or model, device, dtype, threads, task="itm")
+        filt = load_model(filter_model or model, device, dtype, threads, fast, task="itm")
         cap = None
         if num_synthetic and (captioner or model) != (filter_model or model):
-            cap = load_model(captioner or model, device, dtype, threads, task="caption")
+            cap = load_model(captioner or model, device, dtype, threads, fast, task="caption")
         result = capfilt(
             records,
             filt,

@@ -41,8 +41,8 @@ class CapFiltOp(ModelOp):
             self.settings = GenerationSettings(**{"decoding": "nucleus", **options})
         except (TypeError, ValueError) as exc:
             raise JobError(f"bad capfilt options {options}: {exc}") from exc
-        self.captioner = (blipkit.load(captioner, "caption", device=spec.device, dtype=spec.dtype)
-                          if captioner else None)
+        self.captioner = (blipkit.load(captioner, "caption", device=spec.device, dtype=spec.dtype,
+                                       fast=spec.fast) if captioner else None)
         self.schema = pa.schema([*HEAD, *self.fields, *TAIL])
 
     def __call__(self, samples: list[Sample], seed: int = 0) -> list[dict[str, Any]]:  # type: ignore[override]

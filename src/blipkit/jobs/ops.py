@@ -31,7 +31,7 @@ class ModelOp:
 
         self.spec = spec
         self.blip = blipkit.load(spec.model, OP_TASKS[spec.op], device=spec.device, dtype=spec.dtype,
-                                 threads=spec.threads)
+                                 threads=spec.threads, fast=spec.fast)
         self.schema = pa.schema([*HEAD, *self.fields, *TAIL])
 
     def __call__(self, samples: Sequence[Sample], seed: int = 0) -> list[dict[str, Any]]:

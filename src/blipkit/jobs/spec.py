@@ -22,7 +22,7 @@ class JobSpec:
     ``options`` holds the op's own settings (decoding settings for ``caption``, the threshold for
     ``capfilt``...); everything in it, with ``op``, ``model``, ``shard_size`` and ``format``, decides the
     output, so a resumed job must agree on all of them (see :meth:`identity`). ``batch_size``, ``device``,
-    ``dtype`` and ``threads`` only decide how fast it goes.
+    ``dtype``, ``threads`` and ``fast`` only decide how fast it goes.
     """
 
     op: str
@@ -35,6 +35,7 @@ class JobSpec:
     device: str = "cpu"
     dtype: str = "float32"
     threads: int | None = None
+    fast: bool | None = None  # None: blipkit.load's default, decided on each worker's own CPU
     image_column: str | None = None
     text_column: str | None = None
     allow_urls: bool = True

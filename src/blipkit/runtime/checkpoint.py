@@ -9,6 +9,7 @@ sub-modules that all BLIP models name alike (``vision_model``, ``text_encoder``,
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from transformers.models.blip import (
     BlipImageProcessorPil,
 )
 
+from blipkit import defaults
 from blipkit.errors import ModelNotFoundError, UnsupportedModelError
 from blipkit.models.builtin import BuiltinBlipModel
 
@@ -117,17 +119,39 @@ def read_architecture(path: Path) -> str:
     return known[0]
 
 
+def use_fast(fast: bool | None, device: str | torch.device, dtype: torch.dtype) -> bool:
+    """Whether a load runs the fast path. ``None`` (the default everywhere) means: off for a non-float32
+    ``dtype`` (the user chose the precision), else ``BLIPKIT_FAST`` if it is set (``0``/``1``), else on where
+    its quality guard was measured: a CPU with bfloat16 matrix units (docs/performance.md). Elsewhere its
+    plan is either a no-op (GPUs) or unmeasured."""
+    if fast is not None:
+        return fast
+    if dtype != torch.float32:
+        return False
+    setting = os.environ.get(defaults.FAST_ENV, "").strip().lower()
+    if setting:
+        if setting not in ("0", "1", "true", "false", "yes", "no", "on", "off"):
+            raise ValueError(f"{defaults.FAST_ENV} must be 0 or 1, not {setting!r}")
+        return setting in ("1", "true", "yes", "on")
+    if torch.device(device).type != "cpu":
+        return False
+    from blipkit.runtime.fast import has_fast_bf16
+
+    return has_fast_bf16()
+
+
 def load_checkpoint(
     name: str,
     path: Path,
     *,
     device: str | torch.device = "cpu",
     dtype: str | torch.dtype = "float32",
-    fast: bool = False,
+    fast: bool | None = None,
 ) -> Checkpoint:
     architecture = read_architecture(path)
     cls, tasks = ARCHITECTURES[architecture]
     torch_dtype = DTYPES[dtype] if isinstance(dtype, str) else dtype
+    fast = use_fast(fast, device, torch_dtype)
     if not any(path.glob("*.safetensors")):
         raise ModelNotFoundError(f"{path} has no .safetensors weights; blipkit loads safetensors only")
     from transformers.utils import logging as hf_logging

@@ -138,6 +138,6 @@ def _default_loader(settings: ServeSettings) -> Callable[[], Blip]:
         import blipkit
 
         return blipkit.load(settings.model, device=settings.device, dtype=settings.dtype,
-                            threads=settings.threads)
+                            threads=settings.threads, fast=settings.fast)
 
     return load

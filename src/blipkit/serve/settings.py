@@ -17,6 +17,7 @@ class ServeSettings:
     device: str = "cpu"
     dtype: str = "float32"
     threads: int | None = None
+    fast: bool | None = None  # None: blipkit.load's default (runtime.checkpoint.use_fast)
     index: Path | None = None
     policy: Path | None = None  # moderation policy (YAML); /v1/moderate is off without one
     host: str = defaults.SERVE_HOST

@@ -420,7 +420,7 @@ def build_trainer(config: FinetuneConfig) -> BlipTrainer:
     """Load the model and data, validate both, and set up the trainer (nothing is trained yet)."""
     if config.threads:
         torch.set_num_threads(config.threads)
-    ckpt = load_checkpoint(config.model, resolve_checkpoint(config.model))
+    ckpt = load_checkpoint(config.model, resolve_checkpoint(config.model), fast=False)  # trainable float32
     for head in REQUIRED_HEADS[config.task]:
         ckpt.require(head)
     records = load_records(config.task, config.data, config.split, config.image_root, config.skip_bad)
