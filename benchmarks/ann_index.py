@@ -69,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ef", default=None, help="comma-separated HNSW search widths (HNSW index types)")
     parser.add_argument("--m", type=int, default=None, help="HNSW graph degree (HNSW index types)")
     parser.add_argument("--ef-construction", type=int, default=None, help="HNSW build width")
+    parser.add_argument("--num-bits", type=int, default=None, help="bits per code (RQ: blipkit's 4, PQ: 8)")
     parser.add_argument("--exact", action="store_true", help="also time an exact scan (no index)")
     parser.add_argument("--db", type=Path, default=None, help="folder for the table (default: a temp dir)")
     parser.add_argument("--keep", action="store_true", help="reuse/keep the table in --db between runs")
@@ -106,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     if not (args.keep and table.list_indices()):
         create_vector_index(table, args.n, index_type=args.index_type, partitions=args.partitions,
-                            m=args.m, ef_construction=args.ef_construction)
+                            m=args.m, ef_construction=args.ef_construction, num_bits=args.num_bits)
     build_s = time.perf_counter() - t0
     print(f"index built in {build_s:.1f} s: {table.list_indices()}", file=sys.stderr)
 

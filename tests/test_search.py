@@ -123,9 +123,19 @@ def test_ann_index_is_built_past_the_threshold(tmp_path: Path, monkeypatch: pyte
     vectors = rng.standard_normal((320, DIM)).astype(np.float32)
     index = _planted(tmp_path, vectors, [f"caption {i}" for i in range(320)])
     assert ann.has_vector_index(index.images())
+    (built,) = [i for i in index.images().list_indices() if ann.VECTOR_COLUMN in i.columns]
+    assert built.index_type.upper().replace("_", "") == defaults.ANN_INDEX_TYPE.replace("_", "")
     assert index.meta["ann_rows"] == 320
     for i in (0, 77, 319):
         assert search_vector(index, vectors[i], k=5)[0].path == f"/planted/{i:04d}.jpg"
+
+
+def test_ann_partitions_are_few_and_probed_whole_up_to_a_million_rows() -> None:
+    assert ann.partitions_for(defaults.ANN_INDEX_MIN_ROWS) == 1
+    assert ann.partitions_for(1_000_000) == 31 <= defaults.ANN_NPROBES
+    assert ann.tune_query(1_000_000) == (31, defaults.ANN_REFINE_FACTOR)  # every partition: no data shape
+    nprobes, _ = ann.tune_query(10_000_000)  # past that, a tenth of them: real embeddings cluster
+    assert nprobes == defaults.ANN_NPROBES < ann.partitions_for(10_000_000)
 
 
 def test_cli_search(cli_app, photo_index) -> None:  # noqa: F811

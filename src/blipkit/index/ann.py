@@ -1,9 +1,10 @@
 """The approximate-nearest-neighbour (ANN) vector index of large image collections.
 
 Below :data:`blipkit.defaults.ANN_INDEX_MIN_ROWS` rows LanceDB's exact (flat) search is fast enough and
-always right, so no vector index is built. Past it, an IVF-PQ index is built; queries probe
-``nprobes`` partitions and re-score ``refine_factor * k`` PQ candidates with the exact vectors, which
-is what brings recall back up to exact search's (figures in docs/search.md, from benchmarks/ann_index.py).
+always right, so no vector index is built. Past it, an IVF index with RaBitQ codes is built (3 bits a
+dimension); queries probe ``nprobes`` partitions (every one, up to about a million rows) and re-score
+``refine_factor * k`` candidates with the exact vectors. Figures in docs/search.md, from
+benchmarks/ann_index.py; ``index_type`` still takes LanceDB's other kinds (IVF_PQ, IVF_HNSW_SQ...).
 """
 
 from __future__ import annotations
@@ -23,8 +24,9 @@ TRAIN_SAMPLE_RATE = 64
 
 
 def partitions_for(rows: int) -> int:
-    """IVF partitions: about sqrt(rows), the usual balance between probe cost and partition scan cost."""
-    return max(1, min(4096, round(math.sqrt(rows))))
+    """IVF partitions: one per :data:`~blipkit.defaults.ANN_ROWS_PER_PARTITION` rows. Few and large, because
+    a query scans whole partitions of compact codes: it is the partitions it skips that cost recall."""
+    return max(1, min(4096, math.ceil(rows / defaults.ANN_ROWS_PER_PARTITION)))
 
 
 def sub_vectors_for(dim: int) -> int:
@@ -43,7 +45,7 @@ def tune_query(rows: int) -> tuple[int, int]:
 
 def create_vector_index(
     table: Any, rows: int, *, index_type: str | None = None, partitions: int | None = None,
-    m: int | None = None, ef_construction: int | None = None,
+    m: int | None = None, ef_construction: int | None = None, num_bits: int | None = None,
 ) -> None:
     """Build (or rebuild) the vector index of ``table`` for ``rows`` rows."""
     index_type = (index_type or defaults.ANN_INDEX_TYPE).upper()
@@ -55,6 +57,10 @@ def create_vector_index(
     }
     if "PQ" in index_type:
         kwargs["num_sub_vectors"] = sub_vectors_for(dim)
+    if "RQ" in index_type:
+        kwargs["num_bits"] = num_bits or defaults.ANN_NUM_BITS
+    elif num_bits:
+        kwargs["num_bits"] = num_bits
     if "HNSW" in index_type:
         kwargs.update({k: v for k, v in (("m", m), ("ef_construction", ef_construction)) if v})
     table.create_index(**kwargs)
