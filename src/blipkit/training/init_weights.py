@@ -108,3 +108,34 @@ def initial_builtin_model(config: BuiltinBlipConfig | None = None) -> BuiltinBli
     model.vision_model.trunk.load_state_dict(efficientnet_weights(config.vision_variant))
     model.tie_weights()
     return model
+
+
+def save_initial_model(folder: str | Path, config: BuiltinBlipConfig | None = None) -> Path:
+    """Write the untrained starting point as a model folder that ``blipkit.load`` and ``finetune`` take:
+    the baseline a training experiment starts from when it must not inherit any caption training."""
+    config = config or BuiltinBlipConfig()
+    folder = Path(folder)
+    initial_builtin_model(config).save_pretrained(folder)
+    builtin_tokenizer().save_pretrained(folder)
+    builtin_image_processor(config).save_pretrained(folder)
+    return folder
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    from blipkit.training.config import load_config
+
+    parser = argparse.ArgumentParser(
+        prog="python -m blipkit.training.init_weights",
+        description="Save the built-in model's initial weights (MiniLM + EfficientNet-Lite) as a folder.",
+    )
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--config", type=Path, help="a pretrain recipe whose model section to use")
+    args = parser.parse_args(argv)
+    model = load_config(args.config).model if args.config else {}
+    print(save_initial_model(args.out, BuiltinBlipConfig(**model)))
+
+
+if __name__ == "__main__":
+    main()
