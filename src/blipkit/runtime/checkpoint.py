@@ -9,7 +9,6 @@ sub-modules that all BLIP models name alike (``vision_model``, ``text_encoder``,
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from transformers.models.blip import (
 from blipkit import defaults
 from blipkit.errors import ModelNotFoundError, UnsupportedModelError
 from blipkit.models.builtin import BuiltinBlipModel
+from blipkit.runtime.resolve import env_flag
 
 CAPTION, VQA, ITM, ITC = "caption", "vqa", "itm", "itc"
 TASKS = (CAPTION, VQA, ITM, ITC)
@@ -128,11 +128,9 @@ def use_fast(fast: bool | None, device: str | torch.device, dtype: torch.dtype) 
         return fast
     if dtype != torch.float32:
         return False
-    setting = os.environ.get(defaults.FAST_ENV, "").strip().lower()
-    if setting:
-        if setting not in ("0", "1", "true", "false", "yes", "no", "on", "off"):
-            raise ValueError(f"{defaults.FAST_ENV} must be 0 or 1, not {setting!r}")
-        return setting in ("1", "true", "yes", "on")
+    setting = env_flag(defaults.FAST_ENV)
+    if setting is not None:
+        return setting
     if torch.device(device).type != "cpu":
         return False
     from blipkit.runtime.fast import has_fast_bf16

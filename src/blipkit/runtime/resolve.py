@@ -48,8 +48,22 @@ def ensure_placeholder() -> Path | None:
     return make_tiny_checkpoint("builtin", PLACEHOLDER_DIR, image_size=64)
 
 
+TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
+FALSE_WORDS = frozenset({"0", "false", "no", "off"})
+
+
+def env_flag(name: str) -> bool | None:
+    """A yes/no environment variable: None when unset or empty, and a clear error for any other word."""
+    value = os.environ.get(name, "").strip().lower()
+    if not value:
+        return None
+    if value not in TRUE_WORDS | FALSE_WORDS:
+        raise ValueError(f"{name} must be 0 or 1, not {value!r}")
+    return value in TRUE_WORDS
+
+
 def hub_offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in TRUE_WORDS
 
 
 def resolve_checkpoint(name_or_path: str | os.PathLike[str]) -> Path:
