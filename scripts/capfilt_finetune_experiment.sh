@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Does CapFilt pay off? Corrupt Flickr8k train (30% of captions swapped for other images' captions),
-# clean it with `blipkit capfilt`, fine-tune the same starting model on each, and score both on Flickr8k
-# test. The figures are in docs/training.md.
+# clean it with `blipkit capfilt` (and with the filter alone), fine-tune the same starting model on each,
+# and score them on Flickr8k test. The figures are in docs/training.md.
 #
 #   bash scripts/capfilt_finetune_experiment.sh FILTER_MODEL OUT_DIR [STEPS]
 #
 # FILTER_MODEL is CapFilt's captioner and ITM filter. Every fine-tune starts from the built-in recipe's
-# initial weights (MiniLM + EfficientNet-Lite, no caption training), so the two runs differ only in their
-# data; both take STEPS steps (default 800) of 32 captions. Each stage is skipped when its output exists:
+# initial weights (MiniLM + EfficientNet-Lite, no caption training), so the runs differ only in their
+# data; each takes STEPS steps (default 800) of 32 captions. Each stage is skipped when its output exists:
 # rerun the command after an interruption.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,10 +29,14 @@ mkdir -p "$OUT"
 # 3. the shared starting point
 [ -f "$OUT/init/model.safetensors" ] ||
   $PY -m blipkit.training.init_weights "$OUT/init" --config configs/builtin.yaml
-# 4. one fine-tune per training set, then the test split's caption scores
-for name in noisy capfilt; do
-  data=$OUT/capfilt.json
-  [ "$name" = noisy ] && data=$OUT/filter/noisy.json
+# 4. one fine-tune per training set (noisy; CapFilt; the filter alone, no synthetic captions), then the
+#    test split's caption scores
+for name in noisy capfilt filter; do
+  case $name in
+    noisy) data=$OUT/filter/noisy.json ;;
+    capfilt) data=$OUT/capfilt.json ;;
+    filter) data=$OUT/filter/cleaned.json ;;
+  esac
   [ -f "$OUT/ft-$name/model.safetensors" ] ||
     $BK finetune caption --data "$data" --split train --model "$OUT/init" --output "$OUT/ft-$name" \
       --max-steps "$STEPS" --batch-size 32 --lr 2e-4 --bf16 --save-steps 200 --resume --no-progress
