@@ -99,8 +99,8 @@ def encode_images(
             ok.append(index)
             sizes[index] = image.size
         if images:
-            # The fast path bounds activation memory with small vision calls; a matmul over one or two
-            # images' tokens already runs at full speed. The default path keeps transformers' batches.
+            # The fast path bounds activation memory with small vision calls; a matmul over one image's
+            # tokens already runs at full speed. The float32 path keeps transformers' batches.
             step = defaults.FAST_VISION_BATCH if ckpt.extras.get("fast") else len(images)
             for _, part in batched(images, step):
                 chunks.append(ckpt.model.vision_model(pixel_values=pixel_values(ckpt, list(part)))[0])
