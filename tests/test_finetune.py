@@ -202,13 +202,14 @@ def test_mixed_precision(models: dict[str, Path], captions: Path, tmp_path: Path
         _config("caption", captions, models["caption"], tmp_path / "bf16", precision="bf16", max_steps=1)
     )
     seen: list[tuple[bool, torch.dtype]] = []
-    forward = trainer.model.text_decoder.forward
+    decoder = trainer.model.text_decoder.bert  # the LM loss runs the decoder's body, then its head
+    forward = decoder.forward
 
     def spy(*args: object, **kwargs: object) -> object:
         seen.append((torch.is_autocast_enabled("cpu"), torch.get_autocast_dtype("cpu")))
         return forward(*args, **kwargs)
 
-    trainer.model.text_decoder.forward = spy
+    decoder.forward = spy
     trainer.train()
     # the objectives call sub-modules, which Accelerate's forward wrapper would not reach
     assert seen and all(on and dtype == torch.bfloat16 for on, dtype in seen)

@@ -120,3 +120,22 @@ def test_cnn_features_are_reused_until_their_inputs_change(tmp_path, tiny_data, 
         changed = Pretrainer(load_config(config))
     assert "CNN features from" not in caplog.text
     assert not torch.equal(changed.trunk_cache, first.trunk_cache)
+
+
+def test_retrieval_every_skips_itc_and_itm_between_its_steps(tmp_path, tiny_data, tiny_models) -> None:
+    config = load_config(_config(tmp_path, tiny_data, tiny_models["builtin"], 12),
+                         {"train.retrieval_every": 3, "train.weight_decay": 0.0})
+    trainer = Pretrainer(config)
+    itc_head = trainer.model.vision_proj.weight
+    seen = []
+    for step in range(1, 5):
+        trainer.step = step
+        before = itc_head.detach().clone()
+        metrics = trainer.train_step()
+        seen.append("itc" in metrics and "itm" in metrics)
+        assert "lm" in metrics and "vqa" in metrics
+        # The ITC projection gets gradient only from ITC: unchanged on the steps that skip it.
+        assert torch.equal(itc_head, before) != seen[-1]
+    assert seen == [False, False, True, False]
+    with pytest.raises(ValueError, match="retrieval_every"):
+        load_config(_config(tmp_path, tiny_data, tiny_models["builtin"], 3), {"train.retrieval_every": 0})

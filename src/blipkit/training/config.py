@@ -35,6 +35,7 @@ class TrainConfig:
     vqa_batch_size: int = 48
     itm_batch_size: int | None = None  # ITM on the first N pairs only (ITM is the costliest loss)
     itm_random_negatives: float = 0.0  # share of ITM negatives drawn uniformly, not by ITC similarity
+    retrieval_every: int = 1  # ITC and ITM on every Nth step only; LM and VQA run on every step
     lr: float = 1e-4  # pretrained text weights
     lr_new: float = 4e-4  # everything initialised from scratch (cross-attention, heads, vision tokens)
     lr_cnn: float = 5e-5  # the part of the CNN that is tuned
@@ -58,6 +59,10 @@ class TrainConfig:
     decode_workers: int = 4
     time_limit_s: float | None = None  # stop (and save) early when the wall clock runs out
     time_budget_s: float | None = None  # size `steps` (and the LR schedule) to this many seconds of training
+
+    def __post_init__(self) -> None:
+        if self.retrieval_every < 1:
+            raise ValueError(f"train.retrieval_every must be >= 1, got {self.retrieval_every}")
 
 
 @dataclass

@@ -109,20 +109,20 @@ def decoder_loss(
     """Next-token loss of the decoder on ``ids`` ([CLS] text [SEP], the [CLS] replaced by [DEC])."""
     dec_ids = ids.clone()
     dec_ids[:, 0] = bos_token_id
-    logits = model.text_decoder(
+    decoder = model.text_decoder
+    hidden = decoder.bert(
         input_ids=dec_ids,
         attention_mask=mask,
         encoder_hidden_states=states,
         encoder_attention_mask=states_mask,
+        is_decoder=True,
         return_dict=True,
-    ).logits
-    labels = dec_ids[:, 1:].masked_fill(mask[:, 1:] == 0, -100)
-    return F.cross_entropy(
-        logits[:, :-1].float().reshape(-1, logits.shape[-1]),
-        labels.reshape(-1),
-        ignore_index=-100,
-        label_smoothing=label_smoothing,
-    )
+    ).last_hidden_state
+    # The LM head (hidden x vocabulary) only on positions that have a next token: padding is about a
+    # third of a batch of captions, and the head is a quarter of the decoder's training step.
+    targets = mask[:, 1:].bool()
+    logits = decoder.cls(hidden[:, :-1][targets]).float()
+    return F.cross_entropy(logits, dec_ids[:, 1:][targets], label_smoothing=label_smoothing)
 
 
 def lm_loss(

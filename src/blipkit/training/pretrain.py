@@ -272,20 +272,23 @@ class Pretrainer:
                 ids, mask = d.cap_tokens.take(idx)
                 ids, mask = ids.to(self.device), mask.to(self.device)
                 embeds = self._image_embeds(rows, train=True)
-                image_ids = rows.to(self.device)
-                itc, sim = obj.itc_loss(
-                    obj.image_feature(model, embeds),
-                    obj.text_feature(model, ids, mask),
-                    image_ids,
-                    model.itc_temperature,
-                )
-                k = min(t.itm_batch_size or len(idx), len(idx))
-                itm, itm_acc = obj.itm_loss(
-                    model, embeds, ids, mask, image_ids, sim.detach(), k, t.itm_random_negatives
-                )
                 lm = obj.lm_loss(model, embeds, ids, mask, t.label_smoothing)
-                loss = t.loss_itc * itc + t.loss_itm * itm + t.loss_lm * lm
-                metrics.update(itc=itc.item(), itm=itm.item(), itm_acc=itm_acc.item(), lm=lm.item())
+                loss = t.loss_lm * lm
+                metrics["lm"] = lm.item()
+                if self.step % t.retrieval_every == 0:
+                    image_ids = rows.to(self.device)
+                    itc, sim = obj.itc_loss(
+                        obj.image_feature(model, embeds),
+                        obj.text_feature(model, ids, mask),
+                        image_ids,
+                        model.itc_temperature,
+                    )
+                    k = min(t.itm_batch_size or len(idx), len(idx))
+                    itm, itm_acc = obj.itm_loss(
+                        model, embeds, ids, mask, image_ids, sim.detach(), k, t.itm_random_negatives
+                    )
+                    loss = loss + t.loss_itc * itc + t.loss_itm * itm
+                    metrics.update(itc=itc.item(), itm=itm.item(), itm_acc=itm_acc.item())
             if len(d.vqa_image) and t.loss_vqa > 0:
                 idx = torch.randint(len(d.vqa_image), (t.vqa_batch_size,))
                 q_ids, q_mask = (x.to(self.device) for x in d.vqa_questions.take(idx))
@@ -364,14 +367,16 @@ class Pretrainer:
         running: dict[str, float] = {}
         sized = self.step > 0 or not t.time_budget_s
         step_timer = time.monotonic()
+        # Steps differ in cost when ITC/ITM skip some: time whole cycles of `retrieval_every` steps.
+        timed = t.retrieval_every * -(-10 // t.retrieval_every)
         while self.step < t.steps:
             metrics = self.train_step()
             self.step += 1
             if not sized and self.step == 3:
                 step_timer = time.monotonic()
-            if not sized and self.step == 13:
+            if not sized and self.step == 3 + timed:
                 # size the run, and its cosine schedule, to the time budget
-                per_step = (time.monotonic() - step_timer) / 10
+                per_step = (time.monotonic() - step_timer) / timed
                 t.steps = max(self.step + 1, int((t.time_budget_s - (time.monotonic() - started)) / per_step))
                 bar.total = t.steps
                 sized = True
