@@ -130,6 +130,43 @@ def test_ann_index_is_built_past_the_threshold(tmp_path: Path, monkeypatch: pyte
         assert search_vector(index, vectors[i], k=5)[0].path == f"/planted/{i:04d}.jpg"
 
 
+def test_nearest_matches_lancedb_sync_api_inside_and_outside_an_event_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+
+    monkeypatch.setattr(defaults, "ANN_INDEX_MIN_ROWS", 300)
+    rng = np.random.default_rng(2)
+    vectors = rng.standard_normal((320, DIM)).astype(np.float32)
+    table = _planted(tmp_path, vectors, [f"caption {i}" for i in range(320)]).images()
+    query = vectors[5] / np.linalg.norm(vectors[5])
+    where = "path < '/planted/0100.jpg'"
+    for kwargs in ({}, {"nprobes": 1, "refine_factor": 5}):
+        for filt in (None, where):
+            expected = table.search(query, vector_column_name=ann.VECTOR_COLUMN).distance_type(ann.METRIC)
+            for name, value in kwargs.items():
+                expected = getattr(expected, name)(value)
+            if filt:
+                expected = expected.where(filt, prefilter=True)
+            expected = expected.limit(7).select(["path", "_distance"]).to_arrow()
+            got = ann.nearest(table, query, 7, columns=["path"], where=filt, **kwargs)
+            assert got["path"].to_pylist() == expected["path"].to_pylist()
+            assert got.column_names == ["path", "_distance"]
+            assert not filt or all(p < "/planted/0100.jpg" for p in got["path"].to_pylist())
+
+    sync_calls = []
+    sync_search = table.search
+    monkeypatch.setattr(table, "search", lambda *a, **kw: sync_calls.append(1) or sync_search(*a, **kw))
+    assert ann.nearest(table, query, 3, columns=["path"])["path"][0].as_py() == "/planted/0005.jpg"
+    assert not sync_calls  # outside an event loop: the native async handle, on this thread's own loop
+
+    async def inside_a_loop() -> list[str]:  # e.g. called from an async web handler: no nested loop
+        return ann.nearest(table, query, 3, columns=["path"])["path"].to_pylist()
+
+    assert asyncio.run(inside_a_loop())[0] == "/planted/0005.jpg"
+    assert sync_calls == [1]
+
+
 def test_ann_partitions_are_few_and_probed_whole_up_to_a_million_rows() -> None:
     assert ann.partitions_for(defaults.ANN_INDEX_MIN_ROWS) == 1
     assert ann.partitions_for(1_000_000) == 31 <= defaults.ANN_NPROBES

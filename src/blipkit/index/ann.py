@@ -9,8 +9,14 @@ benchmarks/ann_index.py; ``index_type`` still takes LanceDB's other kinds (IVF_P
 
 from __future__ import annotations
 
+import asyncio
 import math
+import threading
+from collections.abc import Sequence
 from typing import Any
+
+import numpy as np
+import pyarrow as pa
 
 from blipkit import defaults
 
@@ -68,3 +74,54 @@ def create_vector_index(
 
 def has_vector_index(table: Any) -> bool:
     return any(VECTOR_COLUMN in idx.columns and idx.index_type != "FTS" for idx in table.list_indices())
+
+
+_loops = threading.local()
+
+
+def nearest(
+    table: Any, vector: np.ndarray, limit: int, *, columns: Sequence[str], nprobes: int | None = None,
+    refine_factor: int | None = None, where: str | None = None,
+) -> pa.Table:
+    """The ``limit`` rows nearest to ``vector`` (``columns`` and ``_distance``), best first.
+
+    The query runs on this thread's own event loop over the table's native async handle: LanceDB's
+    synchronous API hands every call to a background loop thread, which costs 2-3 ms of thread
+    switching a query on one core (measured against the same query, same results). Inside a running
+    event loop, or where the handle is missing, the synchronous API runs it.
+    """
+    native = getattr(table, "_table", None)
+    if native is None or not hasattr(native, "search") or _in_event_loop():
+        query = table.search(vector, vector_column_name=VECTOR_COLUMN)
+        if where:
+            query = query.where(where, prefilter=True)
+        return _shape(query, limit, columns, nprobes, refine_factor).to_arrow()
+
+    async def run() -> pa.Table:
+        query = await native.search(vector, vector_column_name=VECTOR_COLUMN)
+        if where:
+            query = query.where(where)  # the async API filters before the vector search by default
+        return await _shape(query, limit, columns, nprobes, refine_factor).to_arrow()
+
+    loop = getattr(_loops, "loop", None)
+    if loop is None:
+        loop = _loops.loop = asyncio.new_event_loop()
+    return loop.run_until_complete(run())
+
+
+def _shape(query: Any, limit: int, columns: Sequence[str], nprobes: int | None, refine_factor: int | None
+           ) -> Any:
+    query = query.distance_type(METRIC).limit(limit)
+    if nprobes:
+        query = query.nprobes(nprobes)
+    if refine_factor:
+        query = query.refine_factor(refine_factor)
+    return query.select([*columns, "_distance"])
+
+
+def _in_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True

@@ -183,13 +183,9 @@ def search_vector(
 
 def _vector_query(table: Any, vec: np.ndarray, limit: int, where: str | None, rows: int
                   ) -> list[dict[str, Any]]:
-    query = table.search(vec, vector_column_name=ann.VECTOR_COLUMN).distance_type(ann.METRIC).limit(limit)
-    if ann.has_vector_index(table):
-        nprobes, refine = ann.tune_query(rows)
-        query = query.nprobes(nprobes).refine_factor(refine)
-    if where:
-        query = query.where(where, prefilter=True)
-    return query.select([*HIT_COLUMNS, "_distance"]).to_arrow().to_pylist()
+    nprobes, refine = ann.tune_query(rows) if ann.has_vector_index(table) else (None, None)
+    return ann.nearest(table, vec, limit, columns=HIT_COLUMNS, nprobes=nprobes, refine_factor=refine,
+                       where=where).to_pylist()
 
 
 def _text_query(table: Any, text: str, limit: int, where: str | None) -> list[dict[str, Any]]:
