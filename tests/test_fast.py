@@ -423,3 +423,36 @@ def test_the_default_is_fast_where_its_quality_was_measured(tiny_models: dict[st
     monkeypatch.setenv("BLIPKIT_FAST", "sometimes")
     with pytest.raises(ValueError, match="BLIPKIT_FAST"):
         use_fast(None, "cpu", torch.float32)
+
+
+def test_folded_batchnorm_trunk_computes_the_same_features() -> None:
+    from blipkit.models.builtin.efficientnet_lite import EfficientNetLite
+
+    torch.manual_seed(0)
+    trunk = EfficientNetLite("lite0").eval()
+    for module in trunk.modules():  # non-trivial statistics, as trained weights have
+        if isinstance(module, nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+            module.weight.data.uniform_(0.5, 1.5)
+            module.bias.data.uniform_(-0.2, 0.2)
+    pixels = torch.randn(2, 3, 67, 80)  # odd sizes: asymmetric and symmetric padding both occur
+    with torch.no_grad():
+        want = trunk(pixels)
+        trunk.fold_batchnorm()
+        assert not any(isinstance(m, nn.BatchNorm2d) for m in trunk.modules())
+        torch.testing.assert_close(trunk(pixels), want, rtol=1e-4, atol=1e-4)
+        trunk.fold_batchnorm()  # a second call changes nothing
+        torch.testing.assert_close(trunk(pixels), want, rtol=1e-4, atol=1e-4)
+
+
+def test_fast_builtin_folds_its_trunk_only_on_reduced_precision_plans(tiny_models: dict[str, Path]) -> None:
+    path = tiny_models["builtin"]
+
+    def norms(plan: FastPlan) -> int:
+        model, _ = load_fast(_cls(path), path, plan)
+        return sum(isinstance(m, nn.BatchNorm2d) for m in model.modules())
+
+    assert norms(FastPlan(image=FP32, text=FP32, encoder=FP32)) > 0
+    if _probe(BF16):
+        assert norms(FastPlan(image=BF16, text=BF16, encoder=BF16)) == 0

@@ -600,7 +600,20 @@ def apply_fast(model: nn.Module, plan: FastPlan) -> nn.Module:
         old = modules[name]
         new = make_linear(old.weight.data, None if old.bias is None else old.bias.data, fmt, out, gelu)
         _install(parents, old, new, gelu_fed.get(name) if gelu else None)
+    fold_batchnorm(model, plan)
     return model.eval().requires_grad_(False)
+
+
+def fold_batchnorm(model: nn.Module, plan: FastPlan) -> None:
+    """Fold BatchNorms into their convolutions in every CNN of ``model`` that can (the built-in
+    model's EfficientNet-Lite trunk), when the plan already trades the image side's last bits for speed
+    (``fp32`` and ``keep`` promise the default path's numbers)."""
+    if plan.image not in (BF16, INT8):
+        return
+    for module in list(model.modules()):
+        fold = getattr(module, "fold_batchnorm", None)
+        if callable(fold):
+            fold()
 
 
 def _install(parents: dict[int, list[tuple[nn.Module, str]]], old: nn.Module, new: nn.Module,
@@ -760,6 +773,7 @@ def load_fast(cls: type[PreTrainedModel], path: Path, plan: FastPlan | None = No
         raise ModelNotFoundError(
             f"{path} lacks weights the model needs: {sorted(set(missing) | set(builder.pending))[:5]}"
         )
+    fold_batchnorm(model, plan)
     return model.requires_grad_(False), plan
 
 
