@@ -264,3 +264,16 @@ def test_ablation_rows_compare_each_variant_with_the_fast_run_beside_it() -> Non
     assert row["greedy_tokens"] == 0.5 and row["greedy_teacher_forced"] == 0.75
     assert rows[("fast:text=int8", "itc_image")]["vs_fast"] == 0.5
     assert len(rows) == 2  # pair 1 has no variant
+
+
+def test_ann_benchmark_times_each_query_api_on_the_same_queries(tmp_path: Path) -> None:
+    from benchmarks import ann_index
+
+    out = tmp_path / "ann.json"
+    assert ann_index.main(["--n", "3000", "--queries", "12", "--sync-api", "--exact", "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())
+    exact, *indexed = rows
+    assert exact["index_type"] == "none (exact scan)" and exact["recall@10"] == 1.0
+    assert [r["query_api"] for r in indexed] == ["blipkit", "lancedb sync"]
+    assert indexed[0]["recall@10"] == indexed[1]["recall@10"] > 0.9  # the same query, two ways to run it
+    assert all(r["p50_ms"] > 0 for r in rows)
