@@ -139,3 +139,23 @@ def test_retrieval_every_skips_itc_and_itm_between_its_steps(tmp_path, tiny_data
     assert seen == [False, False, True, False]
     with pytest.raises(ValueError, match="retrieval_every"):
         load_config(_config(tmp_path, tiny_data, tiny_models["builtin"], 3), {"train.retrieval_every": 0})
+
+
+def test_time_budget_is_kept_when_the_machine_slows_down_mid_run(tmp_path, tiny_data, tiny_models) -> None:
+    config = load_config(_config(tmp_path, tiny_data, tiny_models["builtin"], 1000),
+                         {"train.time_budget_s": 40, "train.eval_every": 5, "train.save_every": 0})
+    trainer = Pretrainer(config)
+    now = [0.0]
+    trainer.clock = lambda: now[0]
+    step = trainer.train_step
+
+    def timed_step() -> dict:
+        now[0] += 1.0 if trainer.step < 20 else 2.0  # the machine halves its speed at step 20
+        return step()
+
+    trainer.train_step = timed_step  # type: ignore[method-assign]
+    trainer.run(resume=False)
+    # Sized at 1 s/step, the run would have planned 40 steps and taken 60 s; re-sized after each
+    # validation from the latest pace, it ends within a step or two of the budget.
+    assert now[0] <= 40 + 2 * 2.0
+    assert 25 <= trainer.step < 40 and trainer.step == config.train.steps

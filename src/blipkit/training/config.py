@@ -57,8 +57,10 @@ class TrainConfig:
     log_every: int = 50
     grad_clip: float = 1.0
     decode_workers: int = 4
-    time_limit_s: float | None = None  # stop (and save) early when the wall clock runs out
-    time_budget_s: float | None = None  # size `steps` (and the LR schedule) to this many seconds of training
+    time_limit_s: float | None = None  # stop (and save) early when this session's wall clock runs out
+    # Size `steps` (and the LR schedule) to this many seconds of training in all, re-sized after each
+    # validation from the latest pace: a run that slows down (or resumes) still ends within it.
+    time_budget_s: float | None = None
 
     def __post_init__(self) -> None:
         if self.retrieval_every < 1:

@@ -203,6 +203,7 @@ class Pretrainer:
         self.trunk_trainable = config.train.cnn_trainable_blocks > 0
         # A frozen CNN sees every image the same way every epoch: run it once, keep its output.
         self.trunk_cache = None if self.trunk_trainable else self._cache_trunk()
+        self.clock = time.monotonic  # seconds; the time budget's clock
         self.step = 0
         self.best: float | None = None
         self.history: list[dict] = []
@@ -357,30 +358,38 @@ class Pretrainer:
         t = self.config.train
         self.out.mkdir(parents=True, exist_ok=True)
         (self.out / "config.json").write_text(json.dumps(self.config.to_dict(), indent=1, default=str))
+        spent = 0.0  # seconds of training so far, over every session of this run
         if resume and (meta := load_state(self.out, self.model, self.optimizer)):
             self.step, self.best = meta["step"], meta.get("best")
             t.steps = meta.get("steps", t.steps)
             self.history = meta.get("history", [])
+            spent = meta.get("spent_s", 0.0)
             log.info("resumed at step %d", self.step)
-        started = time.monotonic()
+        session_started = self.clock()
+        started = session_started - spent
         bar = tqdm(total=t.steps, initial=self.step, desc="pretrain", unit="step", dynamic_ncols=True)
         running: dict[str, float] = {}
-        sized = self.step > 0 or not t.time_budget_s
-        step_timer = time.monotonic()
         # Steps differ in cost when ITC/ITM skip some: time whole cycles of `retrieval_every` steps.
         timed = t.retrieval_every * -(-10 // t.retrieval_every)
+        window = (self.step, self.clock())  # (step, clock) where the current step-time window began
         while self.step < t.steps:
             metrics = self.train_step()
             self.step += 1
-            if not sized and self.step == 3:
-                step_timer = time.monotonic()
-            if not sized and self.step == 3 + timed:
-                # size the run, and its cosine schedule, to the time budget
-                per_step = (time.monotonic() - step_timer) / timed
-                t.steps = max(self.step + 1, int((t.time_budget_s - (time.monotonic() - started)) / per_step))
-                bar.total = t.steps
-                sized = True
-                log.info("%.2f s/step: %d steps fit the %.0f s budget", per_step, t.steps, t.time_budget_s)
+            if self.step == 3 and not spent:
+                window = (self.step, self.clock())  # the first steps warm up: leave them out
+            first_sizing = self.step == 3 + timed and not spent
+            if t.time_budget_s and (first_sizing or self.step % t.eval_every == 1):
+                # Size the run, and its cosine schedule, to the time budget; then again after each
+                # validation, from the latest steps' pace (validation included), so that a machine that
+                # slows down mid-run still finishes within the budget.
+                if self.step > window[0]:
+                    per_step = (self.clock() - window[1]) / (self.step - window[0])
+                    left = t.time_budget_s - (self.clock() - started)
+                    t.steps = max(self.step + 1, self.step + int(left / per_step))
+                    bar.total = t.steps
+                    log.info("%.2f s/step: %d steps fit the %.0f s budget", per_step, t.steps,
+                             t.time_budget_s)
+                window = (self.step, self.clock())
             bar.update(1)
             for k, v in metrics.items():
                 running[k] = 0.9 * running.get(k, v) + 0.1 * v
@@ -389,7 +398,7 @@ class Pretrainer:
                     {k: f"{v:.3f}" for k, v in running.items() if k in ("loss", "itc", "lm", "vqa")}
                 )
                 self.history.append({"step": self.step, **{k: round(v, 4) for k, v in running.items()}})
-            out_of_time = t.time_limit_s is not None and time.monotonic() - started > t.time_limit_s
+            out_of_time = t.time_limit_s is not None and self.clock() - session_started > t.time_limit_s
             if self.step % t.eval_every == 0 or self.step == t.steps or out_of_time:
                 metrics = self.validate()
                 if metrics:
@@ -407,7 +416,8 @@ class Pretrainer:
                     self.model,
                     self.optimizer,
                     self.step,
-                    {"best": self.best, "history": self.history, "steps": t.steps},
+                    {"best": self.best, "history": self.history, "steps": t.steps,
+                     "spent_s": self.clock() - started},
                 )
             if out_of_time:
                 log.warning("time limit reached at step %d", self.step)
