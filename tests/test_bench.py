@@ -270,7 +270,8 @@ def test_ann_benchmark_times_each_query_api_on_the_same_queries(tmp_path: Path) 
     from benchmarks import ann_index
 
     out = tmp_path / "ann.json"
-    assert ann_index.main(["--n", "3000", "--queries", "12", "--sync-api", "--exact", "--json", str(out)]) == 0
+    argv = ["--n", "3000", "--queries", "12", "--sync-api", "--exact", "--json", str(out)]
+    assert ann_index.main(argv) == 0
     rows = json.loads(out.read_text())
     exact, *indexed = rows
     assert exact["index_type"] == "none (exact scan)" and exact["recall@10"] == 1.0
