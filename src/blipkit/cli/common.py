@@ -39,6 +39,11 @@ JsonOption = typer.Option(False, "--json", help="One JSON object per line on std
 OutOption = typer.Option(None, "--out", "-o", help="Write results to FILE.jsonl, .csv or .parquet.")
 ResumeOption = typer.Option(False, "--resume", help="Skip images already in --out.")
 ProgressOption = typer.Option(True, "--progress/--no-progress", help="Progress bar on stderr.")
+NoRepeatWordsOption = typer.Option(
+    defaults.NO_REPEAT_WORDS,
+    "--no-repeat-words/--allow-repeat-words",
+    help="Never say a content word twice ('a', 'in' and other function words stay free).",
+)
 
 
 def fail(message: str, code: int = EXIT_FATAL) -> typer.Exit:

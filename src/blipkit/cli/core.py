@@ -32,6 +32,7 @@ def caption(
     temperature: float = typer.Option(defaults.TEMPERATURE, "--temperature"),
     repetition_penalty: float = typer.Option(defaults.REPETITION_PENALTY, "--repetition-penalty"),
     no_repeat_ngram_size: int = typer.Option(defaults.NO_REPEAT_NGRAM_SIZE, "--no-repeat-ngram-size", min=0),
+    no_repeat_words: bool = c.NoRepeatWordsOption,
     model: str = c.ModelOption,
     device: str = c.DeviceOption,
     dtype: str = c.DtypeOption,
@@ -57,6 +58,7 @@ def caption(
             temperature=temperature,
             repetition_penalty=repetition_penalty,
             no_repeat_ngram_size=no_repeat_ngram_size,
+            no_repeat_words=no_repeat_words,
         )
     except ValueError as exc:
         raise c.fail(str(exc)) from exc

@@ -30,5 +30,11 @@ def _main(version: bool = typer.Option(False, "--version", help="Print the versi
         raise typer.Exit()
 
 
-def main() -> None:  # pragma: no cover - console entry point
+def main() -> None:
+    """The console entry point: training commands first move onto jemalloc (see runtime.allocator)."""
+    import sys
+
+    from blipkit.runtime.allocator import reexec_for_training
+
+    reexec_for_training(sys.argv)
     app()

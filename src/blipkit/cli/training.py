@@ -19,6 +19,7 @@ from blipkit.cli.common import (
     DtypeOption,
     FastOption,
     ModelOption,
+    NoRepeatWordsOption,
     ProgressOption,
     ThreadsOption,
     fail,
@@ -221,6 +222,7 @@ def eval_caption(
     decoding: str = typer.Option("beam", "--decoding", help="beam, greedy or nucleus."),
     num_beams: int = typer.Option(defaults.NUM_BEAMS, "--num-beams", min=1),
     max_new_tokens: int = typer.Option(defaults.MAX_NEW_TOKENS, "--max-new-tokens", min=1),
+    no_repeat_words: bool = NoRepeatWordsOption,
     prompt: str | None = typer.Option(None, "--prompt", help="Text every caption continues."),
     meteor: bool = typer.Option(True, "--meteor/--no-meteor", help="METEOR (needs Java)."),
     batch_size: int = EvalBatchOption,
@@ -242,6 +244,7 @@ def eval_caption(
             num_beams=num_beams,
             max_new_tokens=max_new_tokens,
             min_new_tokens=min(defaults.MIN_NEW_TOKENS, max_new_tokens),
+            no_repeat_words=no_repeat_words,
         )
         records = _load_eval_records("caption", data, split_name, image_root, skip_bad, limit)
         blip = load_model(model, device, dtype, threads, fast, task="caption")

@@ -42,7 +42,11 @@ def answer(
     """Open-ended answers (and their confidence, as for captions) for image/question pairs."""
     ckpt.require(VQA)
     settings = settings or GenerationSettings(
-        decoding="beam", max_new_tokens=defaults.VQA_MAX_NEW_TOKENS, min_new_tokens=1, no_repeat_ngram_size=0
+        decoding="beam",
+        max_new_tokens=defaults.VQA_MAX_NEW_TOKENS,
+        min_new_tokens=1,
+        no_repeat_ngram_size=0,
+        no_repeat_words=False,
     )
     states, mask = encode_questions(ckpt, image_embeds, questions)
     start = _start(ckpt, len(questions))

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass
 from typing import Literal
 
 import torch
+from transformers import LogitsProcessor, LogitsProcessorList
 
 from blipkit import defaults
 from blipkit.runtime.checkpoint import Checkpoint
@@ -27,6 +28,7 @@ class GenerationSettings:
     temperature: float = defaults.TEMPERATURE
     repetition_penalty: float = defaults.REPETITION_PENALTY
     no_repeat_ngram_size: int = defaults.NO_REPEAT_NGRAM_SIZE
+    no_repeat_words: bool = defaults.NO_REPEAT_WORDS
 
     def __post_init__(self) -> None:
         if self.decoding not in DECODINGS:
@@ -73,6 +75,10 @@ def generate(
     room = max(1, text.max_position_embeddings - input_ids.shape[1])
     kwargs["max_new_tokens"] = min(int(kwargs["max_new_tokens"]), room)
     kwargs["min_new_tokens"] = min(int(kwargs["min_new_tokens"]), kwargs["max_new_tokens"])
+    if settings.no_repeat_words:
+        kwargs["logits_processor"] = LogitsProcessorList(
+            [NoRepeatedWords(content_word_mask(ckpt).to(input_ids.device), input_ids.shape[1])]
+        )
     return ckpt.model.text_decoder.generate(
         input_ids=input_ids,
         attention_mask=attention_mask,
@@ -82,6 +88,49 @@ def generate(
         encoder_attention_mask=states_mask,
         **kwargs,
     )
+
+
+# Words a text may well use twice ("a man in a red shirt sits in a chair"). Any other whole word said
+# twice is, in a short caption, nearly always a loop ("a blue shirt and black shirt is wearing a shirt").
+_FUNCTION_WORDS_TEXT = """a an the and or but of in on at to with by for from into onto over under near behind
+front top side next while as is are was were be been being it its he she his her they their them this that
+these those there here one two three four some other another each up down out off"""
+FUNCTION_WORDS = frozenset(_FUNCTION_WORDS_TEXT.split())
+
+
+def content_word_mask(ckpt: Checkpoint) -> torch.Tensor:
+    """``mask[token]`` is true for the tokenizer's whole-word, alphabetic, non-function-word tokens."""
+    mask = ckpt.extras.get("content_word_mask")
+    if not isinstance(mask, torch.Tensor):
+        vocab = ckpt.tokenizer.get_vocab()
+        special = set(ckpt.tokenizer.all_special_tokens)
+        mask = torch.zeros(max(ckpt.text_config.vocab_size, len(vocab)), dtype=torch.bool)
+        for token, index in vocab.items():
+            if token.isalpha() and token not in FUNCTION_WORDS and token not in special:
+                mask[index] = True
+        ckpt.extras["content_word_mask"] = mask
+    return mask
+
+
+class NoRepeatedWords(LogitsProcessor):
+    """Forbid a content word (see :func:`content_word_mask`) the generated text already holds.
+
+    Only tokens after ``prefix_len`` count, so a prompt's words stay usable. Sub-word pieces (``##s``)
+    are never content words: "dog ... dogs" stays possible.
+    """
+
+    def __init__(self, content: torch.Tensor, prefix_len: int) -> None:
+        self.content = content
+        self.prefix_len = prefix_len
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        generated = input_ids[:, self.prefix_len :]
+        if generated.shape[1] == 0:
+            return scores
+        used = torch.zeros(scores.shape, dtype=torch.bool, device=scores.device)
+        used.scatter_(1, generated, True)
+        used &= self.content[: scores.shape[1]]
+        return scores.masked_fill(used, float("-inf"))
 
 
 def sequence_logprobs(

@@ -17,6 +17,7 @@ from transformers.models.blip import BlipImageProcessorPil
 from blipkit.errors import ModelNotFoundError
 from blipkit.models.builtin import BuiltinBlipConfig, BuiltinBlipModel
 from blipkit.models.builtin.efficientnet_lite import VARIANTS
+from blipkit.models.builtin.modeling import SHARED_LAYER_PARTS
 
 DEC_TOKEN, ENC_TOKEN = "[DEC]", "[ENC]"
 
@@ -100,11 +101,15 @@ def initial_builtin_model(config: BuiltinBlipConfig | None = None) -> BuiltinBli
     _missing, unexpected = model.text_encoder.load_state_dict(text, strict=False)
     if unexpected:
         raise RuntimeError(f"unexpected MiniLM weights: {unexpected[:5]}")
-    # The decoder's own self-attention starts from the encoder's (BLIP initialises both from BERT).
-    for enc_layer, dec_layer in zip(
-        model.text_encoder.encoder.layer, model.text_decoder.bert.encoder.layer, strict=True
-    ):
-        dec_layer.attention.load_state_dict(enc_layer.attention.state_dict())
+    # The decoder's own parts start from the encoder's (BLIP initialises both from BERT): its
+    # self-attention always, its FFNs and cross-attention too when they are not shared.
+    enc, dec = model.text_encoder, model.text_decoder.bert
+    own = ["attention"] if config.share_text_layers else ["attention", *SHARED_LAYER_PARTS]
+    for enc_layer, dec_layer in zip(enc.encoder.layer, dec.encoder.layer, strict=True):
+        for part in own:
+            getattr(dec_layer, part).load_state_dict(getattr(enc_layer, part).state_dict())
+    if dec.embeddings is not enc.embeddings:
+        dec.embeddings.load_state_dict(enc.embeddings.state_dict())
     model.vision_model.trunk.load_state_dict(efficientnet_weights(config.vision_variant))
     model.tie_weights()
     return model

@@ -36,7 +36,8 @@ class BuiltinBlipConfig(PretrainedConfig):
     contract as BLIP's ViT, so every BLIP task runs on it unchanged. The text side is BLIP's BERT with
     cross-attention (``BlipTextModel``) and its causal decoder (``BlipTextLMHeadModel``); with
     ``share_text_layers`` the decoder shares all but its self-attention with the encoder, as in BLIP
-    pre-training.
+    pre-training. Without it, the decoder has its own layers; ``share_text_embeddings`` still gives both
+    one word and position table (and the LM head's tied matrix), which is a third of the text weights.
     """
 
     model_type = "blipkit"
@@ -52,6 +53,7 @@ class BuiltinBlipConfig(PretrainedConfig):
         vision_num_heads: int = 6,
         image_text_hidden_size: int = 256,
         share_text_layers: bool = True,
+        share_text_embeddings: bool = False,
         itc_temperature: float = 0.07,
         image_mean: tuple[float, float, float] = (0.5, 0.5, 0.5),
         image_std: tuple[float, float, float] = (0.5, 0.5, 0.5),
@@ -70,6 +72,7 @@ class BuiltinBlipConfig(PretrainedConfig):
         self.vision_num_heads = vision_num_heads
         self.image_text_hidden_size = image_text_hidden_size
         self.share_text_layers = share_text_layers
+        self.share_text_embeddings = share_text_embeddings
         self.itc_temperature = itc_temperature
         self.image_mean = list(image_mean)
         self.image_std = list(image_std)

@@ -21,7 +21,7 @@ from blipkit.models.builtin.configuration import BuiltinBlipConfig
 from blipkit.models.builtin.efficientnet_lite import HEAD_CHANNELS, EfficientNetLite
 
 # Sub-modules of each BLIP text layer that the decoder shares with the encoder (all but self-attention).
-_SHARED_LAYER_PARTS = ("crossattention", "intermediate", "output")
+SHARED_LAYER_PARTS = ("crossattention", "intermediate", "output")
 
 
 class BuiltinVisionModel(nn.Module):
@@ -125,23 +125,26 @@ class BuiltinBlipModel(BuiltinBlipPreTrainedModel):
         self.itm_head = nn.Linear(text.hidden_size, 2)
         # BLIP learns the ITC temperature; stored as log(1/T) so that the optimiser works in a sane scale.
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / config.itc_temperature)))
-        self._tied_weights_keys = self._share_text_layers() if config.share_text_layers else {}
+        share_embeddings = config.share_text_layers or config.share_text_embeddings
+        self._tied_weights_keys = (
+            self._share_text_parts(layers=config.share_text_layers) if share_embeddings else {}
+        )
         self.post_init()
 
-    def _share_text_layers(self) -> dict[str, str]:
-        """Make the decoder reuse the encoder's embeddings, cross-attention and FFNs; return the tie map."""
+    def _share_text_parts(self, layers: bool) -> dict[str, str]:
+        """Make the decoder reuse the encoder's embeddings and, with ``layers``, its cross-attention and
+        FFNs; return the tie map."""
         enc, dec = self.text_encoder, self.text_decoder
         dec.bert.embeddings = enc.embeddings
-        for enc_layer, dec_layer in zip(enc.encoder.layer, dec.bert.encoder.layer, strict=True):
-            for part in _SHARED_LAYER_PARTS:
-                setattr(dec_layer, part, getattr(enc_layer, part))
         ties = {
             f"text_decoder.bert.embeddings.{n}": f"text_encoder.embeddings.{n}"
             for n, _ in enc.embeddings.named_parameters()
         }
-        for i, layer in enumerate(enc.encoder.layer):
-            for part in _SHARED_LAYER_PARTS:
-                for n, _ in getattr(layer, part).named_parameters():
+        pairs = zip(enc.encoder.layer, dec.bert.encoder.layer, strict=True)
+        for i, (enc_layer, dec_layer) in enumerate(pairs):
+            for part in SHARED_LAYER_PARTS if layers else ():
+                setattr(dec_layer, part, getattr(enc_layer, part))
+                for n, _ in getattr(enc_layer, part).named_parameters():
                     ties[f"text_decoder.bert.encoder.layer.{i}.{part}.{n}"] = (
                         f"text_encoder.encoder.layer.{i}.{part}.{n}"
                     )
