@@ -54,7 +54,7 @@ def preload_env(env: Mapping[str, str], library: str) -> dict[str, str]:
 def reexec_for_training(argv: Sequence[str]) -> None:
     """Re-execute this command with jemalloc preloaded when it is a training command and jemalloc is
     there; otherwise return and let the command run as it is."""
-    if not any(arg in TRAINING_COMMANDS for arg in argv[1:2]):
+    if len(argv) < 2 or argv[1] not in TRAINING_COMMANDS:
         return
     library = allocator_library(os.environ)
     if library is None:
