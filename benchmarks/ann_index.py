@@ -70,12 +70,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--m", type=int, default=None, help="HNSW graph degree (HNSW index types)")
     parser.add_argument("--ef-construction", type=int, default=None, help="HNSW build width")
     parser.add_argument("--num-bits", type=int, default=None, help="bits per code (RQ: blipkit's 3, PQ: 8)")
+    parser.add_argument("--sub-vectors", type=int, default=None, help="PQ sub-vectors (default: dim / 8)")
     parser.add_argument("--sync-api", action="store_true",
                         help="also time each setting through LanceDB's synchronous API, query by query in "
                              "turn with blipkit's own path (which runs queries on its own event loop)")
     parser.add_argument("--exact", action="store_true", help="also time an exact scan (no index)")
     parser.add_argument("--db", type=Path, default=None, help="folder for the table (default: a temp dir)")
     parser.add_argument("--keep", action="store_true", help="reuse/keep the table in --db between runs")
+    parser.add_argument("--reuse-index", action="store_true",
+                        help="with --keep, query the kept table's vector index as it is (else it is rebuilt "
+                             "with the settings asked for)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, default=None, help="also write the figures to this file")
     args = parser.parse_args(argv)
@@ -108,9 +112,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{args.n:,} x {args.dim} {args.data} vectors written in {load_s:.1f} s", file=sys.stderr)
 
     t0 = time.perf_counter()
-    if not (args.keep and table.list_indices()):
+    if not (args.keep and args.reuse_index and table.list_indices()):
         create_vector_index(table, args.n, index_type=args.index_type, partitions=args.partitions,
-                            m=args.m, ef_construction=args.ef_construction, num_bits=args.num_bits)
+                            m=args.m, ef_construction=args.ef_construction, num_bits=args.num_bits,
+                            sub_vectors=args.sub_vectors)
     build_s = time.perf_counter() - t0
     print(f"index built in {build_s:.1f} s: {table.list_indices()}", file=sys.stderr)
 

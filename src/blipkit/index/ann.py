@@ -52,6 +52,7 @@ def tune_query(rows: int) -> tuple[int, int]:
 def create_vector_index(
     table: Any, rows: int, *, index_type: str | None = None, partitions: int | None = None,
     m: int | None = None, ef_construction: int | None = None, num_bits: int | None = None,
+    sub_vectors: int | None = None,
 ) -> None:
     """Build (or rebuild) the vector index of ``table`` for ``rows`` rows."""
     index_type = (index_type or defaults.ANN_INDEX_TYPE).upper()
@@ -62,7 +63,7 @@ def create_vector_index(
         "sample_rate": TRAIN_SAMPLE_RATE,
     }
     if "PQ" in index_type:
-        kwargs["num_sub_vectors"] = sub_vectors_for(dim)
+        kwargs["num_sub_vectors"] = sub_vectors or sub_vectors_for(dim)
     if "RQ" in index_type:
         kwargs["num_bits"] = num_bits or defaults.ANN_NUM_BITS
     elif num_bits:
