@@ -108,3 +108,25 @@ def test_rank_answers_scores_sum_to_one_and_pick_best(tiny_models, images) -> No
     result = blip.ask(images[:1], "what is it?", choices=["dog", "cat", "red car"])[0]
     assert sum(result.scores.values()) == pytest.approx(1.0, abs=1e-5)
     assert result.answer == max(result.scores, key=result.scores.get)
+
+
+def test_rank_answers_scores_only_the_top_k_first_tokens_in_full(tiny_models, images) -> None:
+    from blipkit.tasks.ask import rank_answers
+
+    blip = blipkit.load(tiny_models["vqa"])
+    embeds = blip.encode_images(images[:2]).embeds
+    questions = ["what is it?", "how many?"]
+    cands = ["dog", "cat", "red car", "two", "blue", "a small house", "tree", "yes", "no", "three dogs"]
+    exact = rank_answers(blip.checkpoint, embeds, questions, cands, k=len(cands))
+    pruned = rank_answers(blip.checkpoint, embeds, questions, cands, k=3)
+    for full, cut in zip(exact, pruned, strict=True):
+        kept = [c for c in cands if cut[c] > 0]
+        assert len(kept) == 3
+        assert sum(cut.values()) == pytest.approx(1.0, abs=1e-5)
+        # the kept candidates' full scores are the exact ones, renormalised over the kept
+        mass = sum(full[c] for c in kept)
+        for c in kept:
+            assert cut[c] == pytest.approx(full[c] / mass, rel=1e-4)
+    assert exact == rank_answers(blip.checkpoint, embeds, questions, cands)  # default k covers 10
+    with pytest.raises(ValueError, match="k must be"):
+        rank_answers(blip.checkpoint, embeds, questions, cands, k=0)

@@ -161,13 +161,16 @@ class Blip:
         questions: str | Sequence[str],
         *,
         choices: Sequence[str] | None = None,
+        rank_k: int | None = None,
         settings: GenerationSettings | None = None,
         batch_size: int | None = None,
         progress: Any = None,
     ) -> list[AnswerResult]:
         """Answer questions about images. One question for all images, or one per image.
 
-        With ``choices``, every candidate is scored (``scores``) and the best one is the answer.
+        With ``choices``, the candidates are ranked (``scores``) and the best one is the answer: the
+        ``rank_k`` (default :data:`~blipkit.defaults.VQA_RANK_K`) whose first token is likeliest are
+        scored in full, as BLIP does (:func:`blipkit.tasks.ask.rank_answers`).
         """
         batch_size = batch_size or self.batch_size
         feats = self.encode_images(images, batch_size=batch_size, progress=progress)
@@ -183,7 +186,8 @@ class Blip:
             try:
                 if choices:
                     for i, scores in zip(
-                        rows, ask_task.rank_answers(self.checkpoint, embeds, batch_qs, choices), strict=True
+                        rows, ask_task.rank_answers(self.checkpoint, embeds, batch_qs, choices, rank_k),
+                        strict=True,
                     ):
                         best = max(scores, key=scores.__getitem__)
                         out[i].answer, out[i].confidence, out[i].scores = best, scores[best], scores

@@ -48,6 +48,9 @@ REPETITION_PENALTY = 1.0
 NO_REPEAT_NGRAM_SIZE = 3  # the guard against "a dog a dog a dog" loops, on by default
 NO_REPEAT_WORDS = True  # the guard against "a blue shirt and a black shirt" loops: +1.5 CIDEr (val)
 VQA_MAX_NEW_TOKENS = 10
+# Candidate answers scored in full per question when ranking (BLIP's k_test): the rest are cut by the
+# probability of their first token alone. 128 is BLIP's own for VQAv2's 3,128 answers.
+VQA_RANK_K = 128
 
 # --- batching ---------------------------------------------------------------------------------
 BATCH_SIZE = 16

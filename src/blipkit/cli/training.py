@@ -289,6 +289,10 @@ def eval_vqa(
     max_choices: int | None = typer.Option(
         None, "--max-choices", min=1, help="Only the N most common answers."
     ),
+    rank_k: int = typer.Option(
+        defaults.VQA_RANK_K, "--rank-k", min=1,
+        help="Candidates scored in full per question; the rest are cut by their first token (BLIP's k_test).",
+    ),
     batch_size: int = EvalBatchOption,
     device: str = DeviceOption,
     dtype: str = DtypeOption,
@@ -323,7 +327,9 @@ def eval_vqa(
             )
             choices = answer_vocabulary(train, max_choices)
         blip = load_model(model, device, dtype, threads, fast, task="vqa")
-        run = vqa_eval(blip, records, choices=choices, batch_size=batch_size, progress=progress)
+        run = vqa_eval(
+            blip, records, choices=choices, rank_k=rank_k, batch_size=batch_size, progress=progress
+        )
     except _errors() as exc:
         raise fail(_message(exc)) from exc
     _finish_eval(

@@ -39,8 +39,8 @@ if TYPE_CHECKING:
     from blipkit.tasks.generation import GenerationSettings
 
 EVAL_TASKS = ("caption", "vqa", "retrieval")
-# Ranking answers scores every (question, candidate) pair in one decoder pass; this bounds the rows.
-_RANK_ROWS = 2048
+# Ranking answers scores each question's (up to rank_k) candidates in one decoder pass; this bounds the rows.
+_RANK_ROWS = 512  # x the longest answer x the vocabulary: about 0.5 GB of logits at 8 tokens
 # Outside the re-ranked top-k, candidates keep their ITC order but rank below every re-scored one
 # (ITC cosines lie in [-1, 1], ITM probabilities in [0, 1]).
 _OUTSIDE_TOP_K = -10.0
@@ -161,11 +161,13 @@ def vqa_eval(
     records: Sequence[VQARecord],
     *,
     choices: Sequence[str] | None = None,
+    rank_k: int | None = None,
     settings: GenerationSettings | None = None,
     batch_size: int | None = None,
     progress: bool = False,
 ) -> EvalRun:
-    """Answer every question (by generation, or by ranking ``choices``) and score the answers.
+    """Answer every question (by generation, or by ranking ``choices``, ``rank_k`` of them in full) and
+    score the answers.
 
     Each image is encoded once for all of its questions.
     """
@@ -177,7 +179,8 @@ def vqa_eval(
     cands = list(dict.fromkeys(answer_text(c) for c in choices if answer_text(c))) if choices else None
     if choices is not None and not cands:
         raise DataError("the answer choices are empty")
-    question_batch = max(1, _RANK_ROWS // len(cands)) if cands else batch_size
+    rank_k = defaults.VQA_RANK_K if rank_k is None else rank_k
+    question_batch = max(1, _RANK_ROWS // min(len(cands), rank_k)) if cands else batch_size
     by_image: dict[str, list[int]] = {}
     for i, r in enumerate(records):
         by_image.setdefault(r.image, []).append(i)
@@ -193,6 +196,7 @@ def vqa_eval(
                 selected,
                 [records[i].question for _, i in where],
                 choices=cands,
+                rank_k=rank_k,
                 settings=settings,
                 batch_size=question_batch,
             )
@@ -229,7 +233,10 @@ def vqa_eval(
         raise DataError(f"every one of the {len(records)} questions failed; nothing to score")
     metrics = vqa_scores(predictions, references)
     metrics["n_failed"] = len(records) - len(predictions)
-    metrics["mode"] = f"rank over {len(cands)} answers" if cands else "generate"
+    metrics["mode"] = "generate"
+    if cands:
+        pruned = f", the {rank_k} with the likeliest first token in full" if len(cands) > rank_k else ""
+        metrics["mode"] = f"rank over {len(cands)} answers{pruned}"
     metrics["notes"].append("answers compared with '_' read as a space (DAQUAR's garbage_bin = garbage bin)")
     return EvalRun("vqa", metrics, rows, time.monotonic() - started)
 

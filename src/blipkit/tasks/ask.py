@@ -62,25 +62,47 @@ def rank_answers(
     image_embeds: torch.Tensor,
     questions: Sequence[str],
     candidates: Sequence[str],
+    k: int | None = None,
 ) -> list[dict[str, float]]:
-    """Score every candidate answer for each question, as BLIP's paper evaluates VQA.
+    """Score candidate answers for each question, as BLIP ranks them (``rank_answer`` with ``k_test``).
 
-    A candidate's score is the decoder's log-likelihood of its tokens (end token included); the returned
-    values are those scores softmax-normalised over the candidates, so they sum to 1 per question.
+    A candidate's score is the decoder's log-likelihood of its tokens (end token included). With more
+    than ``k`` candidates (default :data:`~blipkit.defaults.VQA_RANK_K`), one decoder step first ranks
+    them by their first token's probability, and only the best ``k`` are scored in full; the others get
+    probability 0 (a full score can only be lower than its first token's). The returned values are the
+    scores softmax-normalised over the candidates, so they sum to 1 per question.
     """
     ckpt.require(VQA)
     if not candidates:
         raise ValueError("candidates is empty")
+    k = defaults.VQA_RANK_K if k is None else k
+    if k < 1:
+        raise ValueError(f"k must be at least 1, got {k}")
     cands = [check_text(c, "candidate answer") for c in candidates]
     states, mask = encode_questions(ckpt, image_embeds, questions)
-    ids, _ = tokenize(ckpt, cands)
+    ids, cand_mask = tokenize(ckpt, cands)
     ids = ids.clone()
     ids[:, 0] = ckpt.text_config.bos_token_id
     n_q, n_c = len(questions), len(cands)
-    # every (question, candidate) pair as one row
-    seqs = ids.repeat(n_q, 1)
-    rep_states = states.repeat_interleave(n_c, dim=0)
-    rep_mask = mask.repeat_interleave(n_c, dim=0)
-    total, _ = sequence_logprobs(ckpt, seqs, 1, rep_states, rep_mask)
-    probs = torch.softmax(total.view(n_q, n_c), dim=-1).tolist()
+    if n_c <= k:
+        picked = torch.arange(n_c, device=ids.device).expand(n_q, n_c)
+    else:
+        logits = ckpt.model.text_decoder(
+            input_ids=_start(ckpt, n_q),
+            encoder_hidden_states=states,
+            encoder_attention_mask=mask,
+            return_dict=True,
+        ).logits[:, -1]
+        first = torch.log_softmax(logits.float(), dim=-1)[:, ids[:, 1]]
+        picked = first.topk(k, dim=-1).indices
+    width = picked.shape[1]
+    # each (question, picked candidate) pair as one row, no longer than the longest picked candidate
+    rows = picked.reshape(-1)
+    seqs = ids[rows, : int(cand_mask[rows].sum(dim=1).max())]
+    total, _ = sequence_logprobs(
+        ckpt, seqs, 1, states.repeat_interleave(width, dim=0), mask.repeat_interleave(width, dim=0)
+    )
+    scores = torch.full((n_q, n_c), float("-inf"), device=total.device)
+    scores.scatter_(1, picked, total.view(n_q, width).float())
+    probs = torch.softmax(scores, dim=-1).tolist()
     return [dict(zip(cands, row, strict=True)) for row in probs]

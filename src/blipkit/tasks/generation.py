@@ -159,6 +159,8 @@ def sequence_logprobs(
         encoder_attention_mask=states_mask,
         return_dict=True,
     ).logits
-    logprobs = torch.log_softmax(logits[:, prefix_len - 1 : -1].float(), dim=-1)
-    token_lp = logprobs.gather(-1, target.unsqueeze(-1)).squeeze(-1) * counted
+    # gather minus logsumexp: a full log-softmax would hold another rows x length x vocabulary copy
+    logits = logits[:, prefix_len - 1 : -1]
+    picked = logits.gather(-1, target.unsqueeze(-1)).squeeze(-1).float()
+    token_lp = (picked - torch.logsumexp(logits.float(), dim=-1)) * counted
     return token_lp.sum(dim=1), counted.sum(dim=1).clamp(min=1)

@@ -52,6 +52,17 @@ class TrainConfig:
     loss_itm: float = 1.0
     loss_lm: float = 1.0
     loss_vqa: float = 1.0
+    # Self-critical sequence training (SCST): a CIDEr-D policy gradient on captions sampled for
+    # `scst_images` training images, `scst_samples` each. Meant for a second stage that continues a
+    # trained model (init: FOLDER); with it on, validation also greedy-decodes the validation images and
+    # picks checkpoints by their CIDEr-D instead of the caption loss (which SCST does not lower).
+    loss_scst: float = 0.0
+    scst_images: int = 16
+    scst_samples: int = 5
+    scst_max_tokens: int = 20
+    # Label smoothing makes the decoder's pure samples mostly noise: SCST samples a sharpened policy.
+    scst_temperature: float = 0.7
+    scst_top_p: float = 0.9
     eval_every: int = 500
     save_every: int = 500
     log_every: int = 50
@@ -65,6 +76,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.retrieval_every < 1:
             raise ValueError(f"train.retrieval_every must be >= 1, got {self.retrieval_every}")
+        if self.loss_scst > 0 and self.scst_samples < 2:
+            raise ValueError(f"train.scst_samples must be >= 2 (the baseline), got {self.scst_samples}")
 
 
 @dataclass

@@ -6,9 +6,13 @@
   similarities (a negative is drawn with probability proportional to how similar it looks).
 - LM: the image-grounded decoder's next-token loss with label smoothing (captioning).
 - VQA: the same decoder writing the answer, conditioned on the question encoded with the image.
+- SCST (optional, after the others): self-critical sequence training of the decoder, a policy gradient
+  that raises the probability of sampled captions scoring above their siblings on a reward (CIDEr-D).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -160,3 +164,70 @@ def vqa_loss(
     return decoder_loss(
         model, a_ids, a_mask, states, q_mask, text.bos_token_id, text.pad_token_id, label_smoothing
     )
+
+
+def scst_loss(
+    model: nn.Module,
+    image_embeds: torch.Tensor,
+    reward: Callable[[list[str], list[int]], Sequence[float]],
+    decode: Callable[[torch.Tensor], list[str]],
+    samples: int,
+    max_new_tokens: int,
+    top_p: float = 1.0,
+    temperature: float = 1.0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Self-critical loss over ``samples`` captions sampled per image; returns (loss, mean reward).
+
+    ``temperature`` < 1 (and ``top_p`` < 1) sample from a sharpened policy, whose log-probabilities the
+    loss then raises: a decoder trained with label smoothing spreads a tenth of its probability over the
+    whole vocabulary, and its pure samples are mostly noise (CIDEr-D 0.10 on Flickr8k train images,
+    against 0.54 at temperature 0.7 and 0.54 for greedy captions).
+
+    Each image's baseline is the mean reward of its other samples (Luo, 2020: "a better variant of
+    self-critical sequence training"), which needs no extra greedy decode. The loss is the
+    advantage-weighted log-likelihood of the sampled tokens, averaged over tokens, as Rennie et al.
+    ``reward(texts, image_indices)`` scores the decoded samples (``decode(sequences)``).
+    """
+    if samples < 2:
+        raise ValueError("SCST needs at least 2 samples per image (the baseline is the others' mean)")
+    text = model.config.text_config
+    n = image_embeds.shape[0]
+    states = image_embeds.repeat_interleave(samples, dim=0)
+    states_mask = torch.ones(states.shape[:-1], dtype=torch.long, device=states.device)
+    start = torch.full((n * samples, 1), text.bos_token_id, dtype=torch.long, device=states.device)
+    with torch.no_grad():
+        seqs = model.text_decoder.generate(
+            input_ids=start,
+            encoder_hidden_states=states.detach(),
+            encoder_attention_mask=states_mask,
+            do_sample=True,
+            top_k=0,
+            top_p=top_p,
+            temperature=temperature,
+            num_beams=1,
+            max_new_tokens=max_new_tokens,
+            eos_token_id=text.sep_token_id,
+            pad_token_id=text.pad_token_id,
+        )
+    owners = torch.arange(n).repeat_interleave(samples).tolist()
+    rewards = torch.tensor(reward(decode(seqs), owners), dtype=torch.float32, device=states.device)
+    rewards = rewards.view(n, samples)
+    advantage = (rewards - (rewards.sum(dim=1, keepdim=True) - rewards) / (samples - 1)).view(-1)
+    # the tokens after [DEC] up to and including the first [SEP] count
+    target = seqs[:, 1:]
+    is_end = target == text.sep_token_id
+    counted = (is_end.long().cumsum(dim=1) - is_end.long()) == 0
+    attention = torch.cat([torch.ones_like(seqs[:, :1]), counted.long()], dim=1)
+    decoder = model.text_decoder
+    hidden = decoder.bert(
+        input_ids=seqs,
+        attention_mask=attention,
+        encoder_hidden_states=states,
+        encoder_attention_mask=states_mask,
+        is_decoder=True,
+        return_dict=True,
+    ).last_hidden_state
+    logits = decoder.cls(hidden[:, :-1][counted]).float() / temperature
+    token_lp = logits.gather(-1, target[counted].unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, dim=-1)
+    token_adv = advantage[:, None].expand_as(target)[counted]
+    return -(token_adv * token_lp).sum() / counted.sum().clamp(min=1), rewards.mean()

@@ -14,7 +14,7 @@ import math
 import random
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +29,7 @@ from blipkit.training import objectives as obj
 from blipkit.training.checkpointing import load_state, save_state
 from blipkit.training.config import DataSource, PretrainConfig
 from blipkit.training.init_weights import builtin_image_processor, builtin_tokenizer, initial_builtin_model
+from blipkit.training.rewards import CiderD
 from blipkit.training.tensors import TokenTable, augment, decode_images, normalize, tokenize_all
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,8 @@ class TrainingData:
     vqa_answers: TokenTable
     val_image: torch.Tensor  # image rows of the validation captions
     val_tokens: TokenTable
+    cap_texts: list[str] = field(default_factory=list)  # the captions as written (SCST's references)
+    val_texts: list[str] = field(default_factory=list)
 
 
 def _easy_vqa(split: str) -> list[tuple[str, str, str]]:
@@ -113,6 +116,8 @@ def build_data(config: PretrainConfig, tokenizer, image_size: int) -> TrainingDa
         vqa_answers=tokenize_all(tokenizer, [vqa_answer_text(a) for _, _, a in vqas], 16) if vqas else empty,
         val_image=torch.tensor([row[p] for p, _ in vals], dtype=torch.long),
         val_tokens=tokenize_all(tokenizer, [c for _, c in vals], n) if vals else empty,
+        cap_texts=[c for _, c in caps],
+        val_texts=[c for _, c in vals],
     )
 
 
@@ -159,6 +164,13 @@ def _param_groups(model: BuiltinBlipModel, config: PretrainConfig) -> list[dict]
     ]
 
 
+def _references(image_rows: torch.Tensor, texts: list[str]) -> dict[int, list[str]]:
+    refs: dict[int, list[str]] = {}
+    for row, text in zip(image_rows.tolist(), texts, strict=True):
+        refs.setdefault(row, []).append(text)
+    return refs
+
+
 def _lr_factor(step: int, total: int, warmup: int) -> float:
     if step < warmup:
         return (step + 1) / warmup
@@ -203,6 +215,12 @@ class Pretrainer:
         self.trunk_trainable = config.train.cnn_trainable_blocks > 0
         # A frozen CNN sees every image the same way every epoch: run it once, keep its output.
         self.trunk_cache = None if self.trunk_trainable else self._cache_trunk()
+        self.scst_rows = torch.unique(self.data.cap_image)
+        self.cider = self.val_cider = None
+        if config.train.loss_scst > 0:
+            self.cider = CiderD(_references(self.data.cap_image, self.data.cap_texts))
+            if len(self.data.val_image):
+                self.val_cider = CiderD(_references(self.data.val_image, self.data.val_texts))
         self.clock = time.monotonic  # seconds; the time budget's clock
         self.step = 0
         self.best: float | None = None
@@ -290,6 +308,21 @@ class Pretrainer:
                     )
                     loss = loss + t.loss_itc * itc + t.loss_itm * itm
                     metrics.update(itc=itc.item(), itm=itm.item(), itm_acc=itm_acc.item())
+            if t.loss_scst > 0 and self.cider is not None and len(self.scst_rows):
+                pick = self.scst_rows[torch.randperm(len(self.scst_rows))[: t.scst_images]]
+                keys = pick.tolist()
+                scst, reward = obj.scst_loss(
+                    model,
+                    self._image_embeds(pick, train=True),
+                    lambda texts, owners: self.cider.scores(texts, [keys[o] for o in owners]),
+                    self._decode,
+                    t.scst_samples,
+                    t.scst_max_tokens,
+                    t.scst_top_p,
+                    t.scst_temperature,
+                )
+                loss = loss + t.loss_scst * scst
+                metrics.update(scst=scst.item(), reward=reward.item())
             if len(d.vqa_image) and t.loss_vqa > 0:
                 idx = torch.randint(len(d.vqa_image), (t.vqa_batch_size,))
                 q_ids, q_mask = (x.to(self.device) for x in d.vqa_questions.take(idx))
@@ -310,6 +343,33 @@ class Pretrainer:
             model.logit_scale.clamp_(0, math.log(100))
         metrics["loss"] = loss.item()
         return metrics
+
+    def _decode(self, sequences: torch.Tensor) -> list[str]:
+        return [t.strip() for t in self.tokenizer.batch_decode(sequences, skip_special_tokens=True)]
+
+    @torch.no_grad()
+    def _val_cider(self, batch: int = 64) -> float:
+        """CIDEr-D (0-100) of greedy captions of the validation images (the toolkit's CIDEr: the
+        frequencies are the validation references')."""
+        assert self.val_cider is not None
+        text = self.model.config.text_config
+        rows = torch.unique(self.data.val_image)
+        total = 0.0
+        for start in range(0, len(rows), batch):
+            pick = rows[start : start + batch]
+            embeds = self._image_embeds(pick, train=False)
+            seqs = self.model.text_decoder.generate(
+                input_ids=torch.full((len(pick), 1), text.bos_token_id, dtype=torch.long, device=self.device),
+                encoder_hidden_states=embeds,
+                encoder_attention_mask=torch.ones(embeds.shape[:-1], dtype=torch.long, device=self.device),
+                do_sample=False,
+                num_beams=1,
+                max_new_tokens=self.config.train.scst_max_tokens,
+                eos_token_id=text.sep_token_id,
+                pad_token_id=text.pad_token_id,
+            )
+            total += sum(self.val_cider.scores(self._decode(seqs), pick.tolist()))
+        return total / len(rows) * 100.0  # as `blipkit eval caption` prints it
 
     # --- validation ---------------------------------------------------------------------------
     @torch.no_grad()
@@ -341,7 +401,11 @@ class Pretrainer:
         i2t = (
             truth[sim.argmax(dim=1)] == torch.arange(len(images), device=sim.device)
         ).float().mean().item() * 100
-        return {"val_lm": sum(losses) / len(d.val_image), "val_r1_t2i": t2i, "val_r1_i2t": i2t}
+        metrics = {"val_lm": sum(losses) / len(d.val_image), "val_r1_t2i": t2i, "val_r1_i2t": i2t}
+        if self.val_cider is not None:
+            with self.autocast:
+                metrics["val_cider"] = self._val_cider()
+        return metrics
 
     # --- saving -------------------------------------------------------------------------------
     def save_model(self, folder: Path) -> None:
@@ -351,8 +415,12 @@ class Pretrainer:
         self.image_processor.save_pretrained(folder)
 
     def _score(self, metrics: dict[str, float]) -> float:
-        # Lower is better: the caption loss, minus a credit for retrieval (1 R@1 point = 0.01 nats).
-        return metrics["val_lm"] - 0.01 * (metrics["val_r1_t2i"] + metrics["val_r1_i2t"]) / 2
+        # Lower is better: the caption loss, minus a credit for retrieval (1 R@1 point = 0.01 nats). SCST
+        # trades caption loss for CIDEr on purpose, so with it the caption term is CIDEr's (1 point = 0.01).
+        retrieval = 0.01 * (metrics["val_r1_t2i"] + metrics["val_r1_i2t"]) / 2
+        if "val_cider" in metrics:
+            return -0.01 * metrics["val_cider"] - retrieval
+        return metrics["val_lm"] - retrieval
 
     def run(self, resume: bool = True) -> Path:
         t = self.config.train
@@ -395,7 +463,7 @@ class Pretrainer:
                 running[k] = 0.9 * running.get(k, v) + 0.1 * v
             if self.step % t.log_every == 0:
                 bar.set_postfix(
-                    {k: f"{v:.3f}" for k, v in running.items() if k in ("loss", "itc", "lm", "vqa")}
+                    {k: f"{v:.3f}" for k, v in running.items() if k in ("loss", "itc", "lm", "vqa", "reward")}
                 )
                 self.history.append({"step": self.step, **{k: round(v, 4) for k, v in running.items()}})
             out_of_time = t.time_limit_s is not None and self.clock() - session_started > t.time_limit_s
