@@ -80,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reuse-index", action="store_true",
                         help="with --keep, query the kept table's vector index as it is (else it is rebuilt "
                              "with the settings asked for)")
+    parser.add_argument("--storage-version", default=None,
+                        help="Lance file format of a new table (2.0, 2.1...; default: LanceDB's)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, default=None, help="also write the figures to this file")
     args = parser.parse_args(argv)
@@ -102,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         if "bench" in db.list_tables().tables:
             db.drop_table("bench")
-        table = db.create_table("bench", schema=schema)
+        table = db.create_table("bench", schema=schema, data_storage_version=args.storage_version)
         for start, chunk in _starts(make_vectors(args.n, args.dim, args.data, rng)):
             vectors[start : start + len(chunk)] = chunk
             ids = pa.array(np.arange(start, start + len(chunk)), pa.int64())
