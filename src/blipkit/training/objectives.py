@@ -113,20 +113,32 @@ def decoder_loss(
     """Next-token loss of the decoder on ``ids`` ([CLS] text [SEP], the [CLS] replaced by [DEC])."""
     dec_ids = ids.clone()
     dec_ids[:, 0] = bos_token_id
+    targets = mask[:, 1:].bool()
+    logits = _next_token_logits(model, dec_ids, mask, states, states_mask, targets)
+    return F.cross_entropy(logits, dec_ids[:, 1:][targets], label_smoothing=label_smoothing)
+
+
+def _next_token_logits(
+    model: nn.Module,
+    ids: torch.Tensor,
+    attention: torch.Tensor,
+    states: torch.Tensor,
+    states_mask: torch.Tensor,
+    where: torch.Tensor,
+) -> torch.Tensor:
+    """The decoder's float32 logits for the tokens ``ids[:, 1:][where]``, one row per token."""
     decoder = model.text_decoder
     hidden = decoder.bert(
-        input_ids=dec_ids,
-        attention_mask=mask,
+        input_ids=ids,
+        attention_mask=attention,
         encoder_hidden_states=states,
         encoder_attention_mask=states_mask,
         is_decoder=True,
         return_dict=True,
     ).last_hidden_state
-    # The LM head (hidden x vocabulary) only on positions that have a next token: padding is about a
-    # third of a batch of captions, and the head is a quarter of the decoder's training step.
-    targets = mask[:, 1:].bool()
-    logits = decoder.cls(hidden[:, :-1][targets]).float()
-    return F.cross_entropy(logits, dec_ids[:, 1:][targets], label_smoothing=label_smoothing)
+    # The LM head (hidden x vocabulary) only where a token is predicted: padding is about a third of a
+    # batch of captions, and the head is a quarter of the decoder's training step.
+    return decoder.cls(hidden[:, :-1][where]).float()
 
 
 def lm_loss(
@@ -218,16 +230,7 @@ def scst_loss(
     is_end = target == text.sep_token_id
     counted = (is_end.long().cumsum(dim=1) - is_end.long()) == 0
     attention = torch.cat([torch.ones_like(seqs[:, :1]), counted.long()], dim=1)
-    decoder = model.text_decoder
-    hidden = decoder.bert(
-        input_ids=seqs,
-        attention_mask=attention,
-        encoder_hidden_states=states,
-        encoder_attention_mask=states_mask,
-        is_decoder=True,
-        return_dict=True,
-    ).last_hidden_state
-    logits = decoder.cls(hidden[:, :-1][counted]).float() / temperature
+    logits = _next_token_logits(model, seqs, attention, states, states_mask, counted) / temperature
     token_lp = logits.gather(-1, target[counted].unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, dim=-1)
     token_adv = advantage[:, None].expand_as(target)[counted]
     return -(token_adv * token_lp).sum() / counted.sum().clamp(min=1), rewards.mean()
