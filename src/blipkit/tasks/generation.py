@@ -133,6 +133,12 @@ class NoRepeatedWords(LogitsProcessor):
         return scores.masked_fill(used, float("-inf"))
 
 
+def until_end(tokens: torch.Tensor, end_token_id: int) -> torch.Tensor:
+    """True for each token that no end token precedes in its row (the first end token included)."""
+    is_end = (tokens == end_token_id).long()
+    return (is_end.cumsum(dim=1) - is_end) == 0
+
+
 def sequence_logprobs(
     ckpt: Checkpoint,
     sequences: torch.Tensor,
@@ -147,9 +153,7 @@ def sequence_logprobs(
     """
     text = ckpt.text_config
     target = sequences[:, prefix_len:]
-    ended = (target == text.sep_token_id).long().cumsum(dim=1)
-    # a token counts while no end token came before it (the end token itself counts)
-    counted = (ended - (target == text.sep_token_id).long()) == 0
+    counted = until_end(target, text.sep_token_id)
     attention = torch.ones_like(sequences)
     attention[:, prefix_len:] = counted.long()
     logits = ckpt.model.text_decoder(

@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from blipkit.tasks.generation import until_end
+
 
 def image_feature(model: nn.Module, image_embeds: torch.Tensor) -> torch.Tensor:
     return F.normalize(model.vision_proj(image_embeds[:, 0, :]), dim=-1)
@@ -227,8 +229,7 @@ def scst_loss(
     advantage = (rewards - (rewards.sum(dim=1, keepdim=True) - rewards) / (samples - 1)).view(-1)
     # the tokens after [DEC] up to and including the first [SEP] count
     target = seqs[:, 1:]
-    is_end = target == text.sep_token_id
-    counted = (is_end.long().cumsum(dim=1) - is_end.long()) == 0
+    counted = until_end(target, text.sep_token_id)
     attention = torch.cat([torch.ones_like(seqs[:, :1]), counted.long()], dim=1)
     logits = _next_token_logits(model, seqs, attention, states, states_mask, counted) / temperature
     token_lp = logits.gather(-1, target[counted].unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, dim=-1)
