@@ -215,10 +215,11 @@ class Pretrainer:
         self.trunk_trainable = config.train.cnn_trainable_blocks > 0
         # A frozen CNN sees every image the same way every epoch: run it once, keep its output.
         self.trunk_cache = None if self.trunk_trainable else self._cache_trunk()
-        self.scst_rows = torch.unique(self.data.cap_image)
-        self.cider = self.val_cider = None
+        self.cider = self.val_cider = None  # SCST's reward, and its validation score
         if config.train.loss_scst > 0:
-            self.cider = CiderD(_references(self.data.cap_image, self.data.cap_texts))
+            references = _references(self.data.cap_image, self.data.cap_texts)
+            self.cider = CiderD(references)
+            self.scst_rows = torch.tensor(sorted(references), dtype=torch.long)
             if len(self.data.val_image):
                 self.val_cider = CiderD(_references(self.data.val_image, self.data.val_texts))
         self.clock = time.monotonic  # seconds; the time budget's clock
@@ -308,7 +309,7 @@ class Pretrainer:
                     )
                     loss = loss + t.loss_itc * itc + t.loss_itm * itm
                     metrics.update(itc=itc.item(), itm=itm.item(), itm_acc=itm_acc.item())
-            if t.loss_scst > 0 and self.cider is not None and len(self.scst_rows):
+            if self.cider is not None:
                 pick = self.scst_rows[torch.randperm(len(self.scst_rows))[: t.scst_images]]
                 keys = pick.tolist()
                 scst, reward = obj.scst_loss(
