@@ -93,8 +93,8 @@ def rank_answers(
             encoder_attention_mask=mask,
             return_dict=True,
         ).logits[:, -1]
-        first = torch.log_softmax(logits.float(), dim=-1)[:, ids[:, 1]]
-        picked = first.topk(k, dim=-1).indices
+        # a row's logits rank its tokens as its probabilities do: no softmax needed to pick the top k
+        picked = logits[:, ids[:, 1]].topk(k, dim=-1).indices
     width = picked.shape[1]
     # each (question, picked candidate) pair as one row, no longer than the longest picked candidate
     rows = picked.reshape(-1)
