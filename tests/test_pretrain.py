@@ -159,3 +159,32 @@ def test_time_budget_is_kept_when_the_machine_slows_down_mid_run(tmp_path, tiny_
     # validation from the latest pace, it ends within a step or two of the budget.
     assert now[0] <= 40 + 2 * 2.0
     assert 25 <= trainer.step < 40 and trainer.step == config.train.steps
+
+
+def test_run_ends_at_its_time_budget_when_the_pace_collapses_between_validations(
+    tmp_path, tiny_data, tiny_models
+) -> None:
+    config = load_config(_config(tmp_path, tiny_data, tiny_models["builtin"], 1000),
+                         {"train.time_budget_s": 40, "train.eval_every": 5, "train.save_every": 5})
+    trainer = Pretrainer(config)
+    now = [0.0]
+    trainer.clock = lambda: now[0]
+    step = trainer.train_step
+
+    def timed_step() -> dict:
+        now[0] += 1.0 if trainer.step < 22 else 10.0  # just after the validation of step 20: 10x slower
+        return step()
+
+    trainer.train_step = timed_step  # type: ignore[method-assign]
+    trainer.run(resume=False)
+    # The sizing after step 21 still saw 1 s/step and planned to step ~40; the run stops at the first
+    # step that ends past the budget instead, validated and saved as a finished run.
+    assert 40 <= now[0] < 40 + 10.0
+    assert trainer.step == config.train.steps < 30
+    assert trainer.history[-1]["step"] == trainer.step and "val_lm" in trainer.history[-1]
+    state = json.loads((Path(config.output) / "train_state" / "state.json").read_text())
+    assert state["step"] == state["steps"] == trainer.step
+    resumed = Pretrainer(load_config(_config(tmp_path, tiny_data, tiny_models["builtin"], 1000),
+                                     {"train.time_budget_s": 40, "train.eval_every": 5}))
+    resumed.train_step = lambda: pytest.fail("a finished run trained on after resuming")  # type: ignore
+    resumed.run(resume=True)

@@ -70,7 +70,8 @@ class TrainConfig:
     decode_workers: int = 4
     time_limit_s: float | None = None  # stop (and save) early when this session's wall clock runs out
     # Size `steps` (and the LR schedule) to this many seconds of training in all, re-sized after each
-    # validation from the latest pace: a run that slows down (or resumes) still ends within it.
+    # validation from the latest pace: a run that slows down (or resumes) still ends within it. Should
+    # the pace collapse between two validations, the run ends (validated, saved) when the budget is spent.
     time_budget_s: float | None = None
 
     def __post_init__(self) -> None:

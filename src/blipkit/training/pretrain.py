@@ -459,6 +459,11 @@ class Pretrainer:
                     log.info("%.2f s/step: %d steps fit the %.0f s budget", per_step, t.steps,
                              t.time_budget_s)
                 window = (self.step, self.clock())
+            if t.time_budget_s and self.step < t.steps and self.clock() - started >= t.time_budget_s:
+                # The pace fell further than the last sizing foresaw: this step is the last one, so that
+                # the run still ends (validated and saved) within its budget, and a resume finds it done.
+                log.warning("time budget spent at step %d of %d: ending the run here", self.step, t.steps)
+                t.steps = bar.total = self.step
             bar.update(1)
             for k, v in metrics.items():
                 running[k] = 0.9 * running.get(k, v) + 0.1 * v
