@@ -141,23 +141,30 @@ def test_retrieval_every_skips_itc_and_itm_between_its_steps(tmp_path, tiny_data
         load_config(_config(tmp_path, tiny_data, tiny_models["builtin"], 3), {"train.retrieval_every": 0})
 
 
-def test_time_budget_is_kept_when_the_machine_slows_down_mid_run(tmp_path, tiny_data, tiny_models) -> None:
-    config = load_config(_config(tmp_path, tiny_data, tiny_models["builtin"], 1000),
-                         {"train.time_budget_s": 40, "train.eval_every": 5, "train.save_every": 0})
-    trainer = Pretrainer(config)
+def _run_on_a_fake_clock(trainer: Pretrainer, seconds_for_step) -> float:
+    """Run ``trainer`` from scratch on a clock that each step advances by ``seconds_for_step(step)``;
+    return the clock at the end."""
     now = [0.0]
     trainer.clock = lambda: now[0]
     step = trainer.train_step
 
     def timed_step() -> dict:
-        now[0] += 1.0 if trainer.step < 20 else 2.0  # the machine halves its speed at step 20
+        now[0] += seconds_for_step(trainer.step)
         return step()
 
     trainer.train_step = timed_step  # type: ignore[method-assign]
     trainer.run(resume=False)
+    return now[0]
+
+
+def test_time_budget_is_kept_when_the_machine_slows_down_mid_run(tmp_path, tiny_data, tiny_models) -> None:
+    config = load_config(_config(tmp_path, tiny_data, tiny_models["builtin"], 1000),
+                         {"train.time_budget_s": 40, "train.eval_every": 5, "train.save_every": 0})
+    trainer = Pretrainer(config)
+    now = _run_on_a_fake_clock(trainer, lambda step: 1.0 if step < 20 else 2.0)  # half speed from step 20
     # Sized at 1 s/step, the run would have planned 40 steps and taken 60 s; re-sized after each
     # validation from the latest pace, it ends within a step or two of the budget.
-    assert now[0] <= 40 + 2 * 2.0
+    assert now <= 40 + 2 * 2.0
     assert 25 <= trainer.step < 40 and trainer.step == config.train.steps
 
 
@@ -167,19 +174,11 @@ def test_run_ends_at_its_time_budget_when_the_pace_collapses_between_validations
     config = load_config(_config(tmp_path, tiny_data, tiny_models["builtin"], 1000),
                          {"train.time_budget_s": 40, "train.eval_every": 5, "train.save_every": 5})
     trainer = Pretrainer(config)
-    now = [0.0]
-    trainer.clock = lambda: now[0]
-    step = trainer.train_step
-
-    def timed_step() -> dict:
-        now[0] += 1.0 if trainer.step < 22 else 10.0  # just after the validation of step 20: 10x slower
-        return step()
-
-    trainer.train_step = timed_step  # type: ignore[method-assign]
-    trainer.run(resume=False)
+    # 10x slower from step 22, just after the sizing that follows the validation of step 20
+    now = _run_on_a_fake_clock(trainer, lambda step: 1.0 if step < 22 else 10.0)
     # The sizing after step 21 still saw 1 s/step and planned to step ~40; the run stops at the first
     # step that ends past the budget instead, validated and saved as a finished run.
-    assert 40 <= now[0] < 40 + 10.0
+    assert 40 <= now < 40 + 10.0
     assert trainer.step == config.train.steps < 30
     assert trainer.history[-1]["step"] == trainer.step and "val_lm" in trainer.history[-1]
     state = json.loads((Path(config.output) / "train_state" / "state.json").read_text())
