@@ -141,6 +141,29 @@ def test_retrieval_every_skips_itc_and_itm_between_its_steps(tmp_path, tiny_data
         load_config(_config(tmp_path, tiny_data, tiny_models["builtin"], 3), {"train.retrieval_every": 0})
 
 
+@pytest.mark.parametrize(
+    ("weights", "computed"),
+    [
+        ({"loss_itm": 0.0}, {"lm", "itc", "vqa"}),
+        ({"loss_lm": 0.0, "loss_itc": 0.0}, {"itc", "itm", "vqa"}),  # ITM still needs ITC's similarities
+        ({"loss_itc": 0.0, "loss_itm": 0.0, "loss_vqa": 0.0}, {"lm"}),
+    ],
+)
+def test_an_objective_weighted_zero_is_not_computed(
+    tmp_path, tiny_data, tiny_models, weights, computed
+) -> None:
+    overrides = {f"train.{k}": w for k, w in weights.items()} | {"train.weight_decay": 0.0}
+    config = load_config(_config(tmp_path, tiny_data, tiny_models["builtin"], 12), overrides)
+    trainer = Pretrainer(config)
+    itm_head = trainer.model.itm_head.weight
+    before = itm_head.detach().clone()
+    metrics = trainer.train_step()
+    assert {"lm", "itc", "itm", "vqa"} & set(metrics) == computed
+    assert torch.equal(itm_head, before) == ("itm" not in computed)
+    with pytest.raises(ValueError, match="loss_lm"):
+        load_config(_config(tmp_path, tiny_data, tiny_models["builtin"], 3), {"train.loss_lm": -1.0})
+
+
 def _run_on_a_fake_clock(trainer: Pretrainer, seconds_for_step) -> float:
     """Run ``trainer`` from scratch on a clock that each step advances by ``seconds_for_step(step)``;
     return the clock at the end."""

@@ -74,9 +74,15 @@ class TrainConfig:
     # the pace collapse between two validations, the run ends (validated, saved) when the budget is spent.
     time_budget_s: float | None = None
 
+    def loss_weights(self) -> dict[str, float]:
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name.startswith("loss_")}
+
     def __post_init__(self) -> None:
         if self.retrieval_every < 1:
             raise ValueError(f"train.retrieval_every must be >= 1, got {self.retrieval_every}")
+        negative = {k: w for k, w in self.loss_weights().items() if w < 0}
+        if negative:
+            raise ValueError(f"loss weights must be >= 0 (0 turns an objective off), got {negative}")
         if self.loss_scst > 0 and self.scst_samples < 2:
             raise ValueError(f"train.scst_samples must be >= 2 (the baseline), got {self.scst_samples}")
 

@@ -292,23 +292,30 @@ class Pretrainer:
                 ids, mask = d.cap_tokens.take(idx)
                 ids, mask = ids.to(self.device), mask.to(self.device)
                 embeds = self._image_embeds(rows, train=True)
-                lm = obj.lm_loss(model, embeds, ids, mask, t.label_smoothing)
-                loss = t.loss_lm * lm
-                metrics["lm"] = lm.item()
-                if self.step % t.retrieval_every == 0:
+                # An objective weighted 0 is not computed at all: a stage that trains only some of them
+                # (an SCST stage, say) pays for those alone.
+                if t.loss_lm > 0:
+                    lm = obj.lm_loss(model, embeds, ids, mask, t.label_smoothing)
+                    loss = loss + t.loss_lm * lm
+                    metrics["lm"] = lm.item()
+                if (t.loss_itc > 0 or t.loss_itm > 0) and self.step % t.retrieval_every == 0:
                     image_ids = rows.to(self.device)
+                    # ITM mines its hard negatives from the ITC similarities, so ITC runs for either.
                     itc, sim = obj.itc_loss(
                         obj.image_feature(model, embeds),
                         obj.text_feature(model, ids, mask),
                         image_ids,
                         model.itc_temperature,
                     )
-                    k = min(t.itm_batch_size or len(idx), len(idx))
-                    itm, itm_acc = obj.itm_loss(
-                        model, embeds, ids, mask, image_ids, sim.detach(), k, t.itm_random_negatives
-                    )
-                    loss = loss + t.loss_itc * itc + t.loss_itm * itm
-                    metrics.update(itc=itc.item(), itm=itm.item(), itm_acc=itm_acc.item())
+                    loss = loss + t.loss_itc * itc
+                    metrics["itc"] = itc.item()
+                    if t.loss_itm > 0:
+                        k = min(t.itm_batch_size or len(idx), len(idx))
+                        itm, itm_acc = obj.itm_loss(
+                            model, embeds, ids, mask, image_ids, sim.detach(), k, t.itm_random_negatives
+                        )
+                        loss = loss + t.loss_itm * itm
+                        metrics.update(itm=itm.item(), itm_acc=itm_acc.item())
             if self.cider is not None:
                 pick = self.scst_rows[torch.randperm(len(self.scst_rows))[: t.scst_images]]
                 keys = pick.tolist()
