@@ -6,6 +6,8 @@ changing a default changes it everywhere at once.
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 # --- models -----------------------------------------------------------------------------------
 DEFAULT_MODEL = "builtin"
 
@@ -39,6 +41,10 @@ MAX_TEXT_TOKENS = 64  # longer texts are truncated (BLIP was trained on 30-35 to
 MAX_TEXT_CHARS = 10_000  # longer texts are refused: they are not captions or questions
 
 # --- generation -------------------------------------------------------------------------------
+Decoding = Literal["beam", "greedy", "nucleus"]
+DECODINGS: tuple[str, ...] = get_args(Decoding)
+DECODING: Decoding = "beam"
+DECODING_HELP = ", ".join(DECODINGS[:-1]) + f" or {DECODINGS[-1]}."
 MAX_NEW_TOKENS = 30
 MIN_NEW_TOKENS = 5
 NUM_BEAMS = 3

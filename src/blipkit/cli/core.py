@@ -24,7 +24,7 @@ def caption(
     prompt: str = typer.Option(
         None, "--prompt", "-p", help='Text the caption continues, e.g. "a photography of".'
     ),
-    decoding: str = typer.Option("beam", "--decoding", help="beam, greedy or nucleus."),
+    decoding: str = typer.Option(defaults.DECODING, "--decoding", help=defaults.DECODING_HELP),
     num_beams: int = typer.Option(defaults.NUM_BEAMS, "--num-beams", min=1),
     max_new_tokens: int = typer.Option(defaults.MAX_NEW_TOKENS, "--max-new-tokens", min=1),
     min_new_tokens: int = typer.Option(defaults.MIN_NEW_TOKENS, "--min-new-tokens", min=0),

@@ -147,7 +147,7 @@ def _run(op: str, options: dict[str, Any], o: Common) -> None:
 def caption_job(
     src: str = InputOption, dst: str = OutputOption,
     prompt: str = typer.Option(None, "--prompt", "-p", help="Text the caption continues."),
-    decoding: str = typer.Option("beam", "--decoding", help="beam, greedy or nucleus."),
+    decoding: str = typer.Option(defaults.DECODING, "--decoding", help=defaults.DECODING_HELP),
     num_beams: int = typer.Option(defaults.NUM_BEAMS, "--num-beams", min=1),
     max_new_tokens: int = typer.Option(defaults.MAX_NEW_TOKENS, "--max-new-tokens", min=1),
     min_new_tokens: int = typer.Option(defaults.MIN_NEW_TOKENS, "--min-new-tokens", min=0),

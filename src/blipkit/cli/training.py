@@ -219,7 +219,7 @@ def eval_caption(
     out_dir: Path | None = OutDirOption,
     image_root: Path | None = ImageRootOption,
     skip_bad: bool = SkipBadOption,
-    decoding: str = typer.Option("beam", "--decoding", help="beam, greedy or nucleus."),
+    decoding: str = typer.Option(defaults.DECODING, "--decoding", help=defaults.DECODING_HELP),
     num_beams: int = typer.Option(defaults.NUM_BEAMS, "--num-beams", min=1),
     max_new_tokens: int = typer.Option(defaults.MAX_NEW_TOKENS, "--max-new-tokens", min=1),
     no_repeat_words: bool = NoRepeatWordsOption,

@@ -57,7 +57,7 @@ class ImagesRequest(_Model):
 class CaptionRequest(ImagesRequest):
     prompt: str | None = Field(default=None, max_length=defaults.MAX_TEXT_CHARS,
                                description="Text the caption must start with, e.g. `a picture of`.")
-    decoding: Literal["beam", "greedy", "nucleus"] = "beam"
+    decoding: defaults.Decoding = defaults.DECODING
     num_beams: int = Field(default=defaults.NUM_BEAMS, ge=1, le=10)
     max_new_tokens: int = Field(default=defaults.MAX_NEW_TOKENS, ge=1, le=128)
 

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Literal
 
 import torch
 from transformers import LogitsProcessor, LogitsProcessorList
 
 from blipkit import defaults
+from blipkit.defaults import DECODINGS, Decoding
 from blipkit.runtime.checkpoint import Checkpoint
-
-Decoding = Literal["greedy", "beam", "nucleus"]
-DECODINGS: tuple[str, ...] = ("greedy", "beam", "nucleus")
 
 
 @dataclass(frozen=True)
@@ -20,7 +17,7 @@ class GenerationSettings:
     """How to decode. ``beam`` is deterministic and the best for captions; ``nucleus`` gives variety
     (BLIP's CapFilt uses it to write diverse synthetic captions)."""
 
-    decoding: Decoding = "beam"
+    decoding: Decoding = defaults.DECODING
     num_beams: int = defaults.NUM_BEAMS
     max_new_tokens: int = defaults.MAX_NEW_TOKENS
     min_new_tokens: int = defaults.MIN_NEW_TOKENS
