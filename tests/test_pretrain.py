@@ -162,6 +162,9 @@ def test_an_objective_weighted_zero_is_not_computed(
     assert torch.equal(itm_head, before) == ("itm" not in computed)
     with pytest.raises(ValueError, match="loss_lm"):
         load_config(_config(tmp_path, tiny_data, tiny_models["builtin"], 3), {"train.loss_lm": -1.0})
+    nothing = {f"train.loss_{k}": 0.0 for k in ("itc", "itm", "lm", "vqa")}
+    with pytest.raises(ValueError, match="nothing to train"):
+        load_config(_config(tmp_path, tiny_data, tiny_models["builtin"], 3), nothing)
 
 
 def _run_on_a_fake_clock(trainer: Pretrainer, seconds_for_step) -> float:

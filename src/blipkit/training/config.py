@@ -80,9 +80,12 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.retrieval_every < 1:
             raise ValueError(f"train.retrieval_every must be >= 1, got {self.retrieval_every}")
-        negative = {k: w for k, w in self.loss_weights().items() if w < 0}
+        weights = self.loss_weights()
+        negative = {k: w for k, w in weights.items() if w < 0}
         if negative:
             raise ValueError(f"loss weights must be >= 0 (0 turns an objective off), got {negative}")
+        if not any(weights.values()):
+            raise ValueError(f"every loss weight is 0, so there is nothing to train: {weights}")
         if self.loss_scst > 0 and self.scst_samples < 2:
             raise ValueError(f"train.scst_samples must be >= 2 (the baseline), got {self.scst_samples}")
 
