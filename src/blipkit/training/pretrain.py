@@ -285,20 +285,21 @@ class Pretrainer:
         model.vision_model.trunk.eval()  # BatchNorm statistics stay ImageNet's: batches are small
         metrics: dict[str, float] = {}
         loss = torch.zeros((), device=self.device)
+        # An objective weighted 0 is not computed at all: a stage that trains only some of them (an SCST
+        # stage, say) pays for those alone.
+        retrieval = (t.loss_itc > 0 or t.loss_itm > 0) and self.step % t.retrieval_every == 0
         with self.autocast:
-            if len(d.cap_image):
+            if len(d.cap_image) and (t.loss_lm > 0 or retrieval):
                 idx = torch.randint(len(d.cap_image), (t.batch_size,))
                 rows = d.cap_image[idx]
                 ids, mask = d.cap_tokens.take(idx)
                 ids, mask = ids.to(self.device), mask.to(self.device)
                 embeds = self._image_embeds(rows, train=True)
-                # An objective weighted 0 is not computed at all: a stage that trains only some of them
-                # (an SCST stage, say) pays for those alone.
                 if t.loss_lm > 0:
                     lm = obj.lm_loss(model, embeds, ids, mask, t.label_smoothing)
                     loss = loss + t.loss_lm * lm
                     metrics["lm"] = lm.item()
-                if (t.loss_itc > 0 or t.loss_itm > 0) and self.step % t.retrieval_every == 0:
+                if retrieval:
                     image_ids = rows.to(self.device)
                     # ITM mines its hard negatives from the ITC similarities, so ITC runs for either.
                     itc, sim = obj.itc_loss(
