@@ -119,6 +119,19 @@ def test_text_validation(builtin, images) -> None:
     assert result.error_code == "bad_text"
 
 
+def test_a_bad_text_fails_only_its_own_results(builtin, images) -> None:
+    """Texts are batched together; one empty or overlong text must not take its batch-mates down."""
+    good = ["a dog on the grass", "a red car"]
+    alone = [r.score for r in builtin.match(images[:2], good)]
+    results = builtin.match(images[:2], [good[0], "  ", good[1], "word " * 5000])
+    assert [r.error_code for r in results] == [None, "bad_text", None, "bad_text"] * 2
+    np.testing.assert_allclose([r.score for r in results if r.ok], alone, atol=1e-4)
+
+    answers = builtin.ask(images, ["what is it?", "", "what color is it?"], batch_size=3)
+    assert [a.error_code for a in answers] == [None, "bad_text", None]
+    assert answers[0].answer and answers[2].answer and "empty" in answers[1].error
+
+
 def test_long_text_is_truncated_not_refused(builtin) -> None:
     vec = builtin.embed_texts(["dog " * 400])
     assert np.isfinite(vec).all()
@@ -173,6 +186,25 @@ def test_no_repeated_words_keeps_each_content_word_once(builtin, images) -> None
     for result in guarded:
         words = content(result.caption)
         assert words and len(set(words)) == len(words), result.caption
+
+
+def test_answers_never_repeat_a_content_word(builtin, images) -> None:
+    """Open-ended answers run the same guard as captions ("books, paper, paper, paper" was a real answer)."""
+    from blipkit import defaults
+    from blipkit.tasks.generation import GenerationSettings, content_word_mask
+
+    tokenizer, mask = builtin.checkpoint.tokenizer, content_word_mask(builtin.checkpoint)
+    vocab = tokenizer.get_vocab()
+
+    def repeats(answer: str) -> bool:
+        words = [t for t in tokenizer.tokenize(answer) if mask[vocab[t]]]
+        return len(set(words)) < len(words)
+
+    loose = GenerationSettings(decoding="beam", max_new_tokens=defaults.VQA_MAX_NEW_TOKENS, min_new_tokens=1,
+                               no_repeat_ngram_size=0, no_repeat_words=False)
+    assert any(repeats(a.answer) for a in builtin.ask(images, "what is it?", settings=loose))  # it loops
+    answers = builtin.ask(images, "what is it?")
+    assert all(a.ok and a.answer and not repeats(a.answer) for a in answers), [a.answer for a in answers]
 
 
 def test_no_repeated_words_processor_bans_only_generated_content_words(builtin) -> None:

@@ -15,7 +15,7 @@ from blipkit.errors import BlipkitError
 from blipkit.io import ImageInput, expand_sources
 from blipkit.results import AnswerResult, CaptionResult, MatchResult
 from blipkit.runtime.checkpoint import Checkpoint, load_checkpoint
-from blipkit.runtime.encoding import ImageFeatures, batched, encode_images
+from blipkit.runtime.encoding import ImageFeatures, batched, check_text, encode_images
 from blipkit.runtime.resolve import resolve_checkpoint
 from blipkit.tasks import ask as ask_task
 from blipkit.tasks import caption as caption_task
@@ -58,6 +58,17 @@ def load(
             raise ValueError(f"unknown task {task!r}; choose from {sorted(set(TASK_ALIASES))}")
         ckpt.require(TASK_ALIASES[task])
     return Blip(ckpt)
+
+
+def _text_errors(texts: Sequence[Any], what: str) -> dict[int, BlipkitError]:
+    """The texts that :func:`~blipkit.runtime.encoding.check_text` refuses, by position, with why."""
+    errors: dict[int, BlipkitError] = {}
+    for i, text in enumerate(texts):
+        try:
+            check_text(text, what)
+        except BlipkitError as exc:
+            errors[i] = exc
+    return errors
 
 
 def _as_list(images: Images) -> list[ImageInput]:
@@ -180,7 +191,12 @@ class Blip:
         out = [AnswerResult(image=label, question=q) for label, q in zip(feats.labels, qs, strict=True)]
         for i, exc in feats.errors.items():
             out[i].fail(exc)
-        for _, rows in batched(feats.rows, batch_size):
+        # a bad question fails its own image only, not the batch it would have shared
+        bad_qs = _text_errors(qs, "question")
+        for i in feats.rows:
+            if i in bad_qs:
+                out[i].fail(bad_qs[i])
+        for _, rows in batched([i for i in feats.rows if i not in bad_qs], batch_size):
             embeds = feats.embeds[[feats.row_of(i) for i in rows]]
             batch_qs = [qs[i] for i in rows]
             try:
@@ -208,13 +224,16 @@ class Blip:
         """ITM probability that each text describes each image (every image x every text)."""
         feats = self.encode_images(images, batch_size=batch_size)
         texts = [texts] if isinstance(texts, str) else list(texts)
+        bad_texts = _text_errors(texts, "text")
         out: list[MatchResult] = []
         pairs: list[tuple[int, int, MatchResult]] = []
         for i, label in enumerate(feats.labels):
-            for t in texts:
+            for j, t in enumerate(texts):
                 result = MatchResult(image=label, text=t)
                 if i in feats.errors:
                     result.fail(feats.errors[i])
+                elif j in bad_texts:
+                    result.fail(bad_texts[j])
                 else:
                     pairs.append((feats.row_of(i), len(out), result))  # type: ignore[arg-type]
                 out.append(result)

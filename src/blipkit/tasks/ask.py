@@ -46,7 +46,7 @@ def answer(
         max_new_tokens=defaults.VQA_MAX_NEW_TOKENS,
         min_new_tokens=1,
         no_repeat_ngram_size=0,
-        no_repeat_words=False,
+        no_repeat_words=True,  # "books, paper, paper, paper": no DAQUAR answer names a thing twice
     )
     states, mask = encode_questions(ckpt, image_embeds, questions)
     start = _start(ckpt, len(questions))
