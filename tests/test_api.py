@@ -164,6 +164,19 @@ def test_pil_image_from_bytes_io(builtin, image_dir) -> None:
     assert builtin.caption([img], max_new_tokens=3)[0].ok
 
 
+@pytest.mark.parametrize(("bad", "message"), [
+    ({"decoding": "nucleus", "top_p": 2.0}, "top_p"), ({"top_p": 0.0}, "top_p"),
+    ({"top_p": float("nan")}, "top_p"), ({"decoding": "nucleus", "temperature": 0.0}, "temperature"),
+    ({"repetition_penalty": -1.0}, "repetition_penalty"), ({"num_beams": 0}, "num_beams"),
+    ({"no_repeat_ngram_size": -1}, "no_repeat_ngram_size"),
+])
+def test_decoding_settings_out_of_range_are_refused_up_front(builtin, images, bad, message) -> None:
+    """Refused when the settings are made, with the name of the setting, not later by transformers (which
+    crashed on temperature 0) or never (top_p 2 sampled garbage)."""
+    with pytest.raises(ValueError, match=message):
+        builtin.caption(images[:1], **bad)
+
+
 def test_overlong_generation_request_is_capped(builtin, images) -> None:
     # the tiny model has 64 positions: 500 new tokens must be capped, not crash inside transformers
     [result] = builtin.caption(images[:1], decoding="greedy", max_new_tokens=500, min_new_tokens=500)

@@ -475,6 +475,7 @@ def capfilt_command(
 
     started = time.monotonic()
     try:
+        settings = GenerationSettings(decoding="nucleus", top_p=top_p)
         records = load_caption_dataset(
             data, split=_split(split), image_root=image_root, on_bad="skip" if skip_bad else "raise"
         )
@@ -489,7 +490,7 @@ def capfilt_command(
             num_synthetic=num_synthetic,
             threshold=threshold,
             keep_top=keep_top,
-            settings=GenerationSettings(decoding="nucleus", top_p=top_p),
+            settings=settings,
             batch_size=batch_size,
             seed=seed,
             progress=progress,

@@ -32,6 +32,16 @@ class GenerationSettings:
             raise ValueError(f"decoding must be one of {DECODINGS}, not {self.decoding!r}")
         if self.max_new_tokens < 1 or self.min_new_tokens < 0:
             raise ValueError("need max_new_tokens >= 1 and min_new_tokens >= 0")
+        if self.num_beams < 1 or self.no_repeat_ngram_size < 0:
+            raise ValueError("need num_beams >= 1 and no_repeat_ngram_size >= 0")
+        # checked for every decoding, so a bad value fails before any model work, not deep in generate()
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p is the probability mass sampled from: 0 < top_p <= 1, not {self.top_p}")
+        if not self.temperature > 0:
+            raise ValueError(f"temperature must be > 0, not {self.temperature} (for no randomness, use "
+                             "decoding='greedy' or 'beam')")
+        if not self.repetition_penalty > 0:
+            raise ValueError(f"repetition_penalty must be > 0 (1 is none), not {self.repetition_penalty}")
         if self.min_new_tokens > self.max_new_tokens:
             # asking for short texts lowers the default minimum with it
             object.__setattr__(self, "min_new_tokens", self.max_new_tokens)
@@ -44,7 +54,7 @@ class GenerationSettings:
             "no_repeat_ngram_size": self.no_repeat_ngram_size,
         }
         if self.decoding == "beam":
-            kwargs.update(num_beams=max(self.num_beams, 1), do_sample=False)
+            kwargs.update(num_beams=self.num_beams, do_sample=False)
         elif self.decoding == "nucleus":
             kwargs.update(
                 do_sample=True, top_p=self.top_p, temperature=self.temperature, top_k=0, num_beams=1
