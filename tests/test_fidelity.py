@@ -108,6 +108,10 @@ def test_rank_answers_scores_sum_to_one_and_pick_best(tiny_models, images) -> No
     result = blip.ask(images[:1], "what is it?", choices=["dog", "cat", "red car"])[0]
     assert sum(result.scores.values()) == pytest.approx(1.0, abs=1e-5)
     assert result.answer == max(result.scores, key=result.scores.get)
+    # a repeated candidate is one candidate: same scores, still summing to 1
+    again = blip.ask(images[:1], "what is it?", choices=["dog", "cat", "dog", "red car", "cat"])[0]
+    assert list(again.scores) == ["dog", "cat", "red car"]
+    assert again.scores == pytest.approx(result.scores, abs=1e-5)
 
 
 def test_rank_answers_scores_only_the_top_k_first_tokens_in_full(tiny_models, images) -> None:

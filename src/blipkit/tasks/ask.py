@@ -70,7 +70,7 @@ def rank_answers(
     than ``k`` candidates (default :data:`~blipkit.defaults.VQA_RANK_K`), one decoder step first ranks
     them by their first token's probability, and only the best ``k`` are scored in full; the others get
     probability 0 (a full score can only be lower than its first token's). The returned values are the
-    scores softmax-normalised over the candidates, so they sum to 1 per question.
+    scores softmax-normalised over the distinct candidates, so they sum to 1 per question.
     """
     ckpt.require(VQA)
     if not candidates:
@@ -78,7 +78,8 @@ def rank_answers(
     k = defaults.VQA_RANK_K if k is None else k
     if k < 1:
         raise ValueError(f"k must be at least 1, got {k}")
-    cands = [check_text(c, "candidate answer") for c in candidates]
+    # a repeated candidate would take two shares of the softmax and still be one key of the result
+    cands = list(dict.fromkeys(check_text(c, "candidate answer") for c in candidates))
     states, mask = encode_questions(ckpt, image_embeds, questions)
     ids, cand_mask = tokenize(ckpt, cands)
     ids = ids.clone()
