@@ -10,6 +10,7 @@ import torch
 from blipkit import defaults
 from blipkit.errors import BlipkitError, TextError
 from blipkit.io import ImageInput, describe_source, load_image
+from blipkit.models.parts import grounded_states
 from blipkit.runtime.checkpoint import Checkpoint
 
 
@@ -126,3 +127,12 @@ def tokenize(ckpt: Checkpoint, texts: Sequence[str], *, max_tokens: int = defaul
         list(texts), padding="longest", truncation=True, max_length=max_tokens, return_tensors="pt"
     )
     return enc["input_ids"].to(ckpt.device), enc["attention_mask"].to(ckpt.device)
+
+
+def ground_texts(
+    ckpt: Checkpoint, image_embeds: torch.Tensor, texts: Sequence[str], what: str = "text"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Check and tokenize ``texts``, then run them through the image-grounded text encoder
+    (:func:`blipkit.models.parts.grounded_states`): their token states and attention mask."""
+    ids, mask = tokenize(ckpt, [check_text(t, what) for t in texts])
+    return grounded_states(ckpt.model, image_embeds, ids, mask), mask

@@ -9,23 +9,8 @@ import torch
 
 from blipkit import defaults
 from blipkit.runtime.checkpoint import VQA, Checkpoint
-from blipkit.runtime.encoding import check_text, tokenize
+from blipkit.runtime.encoding import check_text, ground_texts, tokenize
 from blipkit.tasks.generation import GenerationSettings, generate, sequence_logprobs
-
-
-def encode_questions(
-    ckpt: Checkpoint, image_embeds: torch.Tensor, questions: Sequence[str]
-) -> tuple[torch.Tensor, torch.Tensor]:
-    ids, mask = tokenize(ckpt, [check_text(q, "question") for q in questions])
-    image_mask = torch.ones(image_embeds.shape[:-1], dtype=torch.long, device=image_embeds.device)
-    states = ckpt.model.text_encoder(
-        input_ids=ids,
-        attention_mask=mask,
-        encoder_hidden_states=image_embeds,
-        encoder_attention_mask=image_mask,
-        return_dict=True,
-    ).last_hidden_state
-    return states, mask
 
 
 def _start(ckpt: Checkpoint, batch: int) -> torch.Tensor:
@@ -48,7 +33,7 @@ def answer(
         no_repeat_ngram_size=0,
         no_repeat_words=True,  # "books, paper, paper, paper": no DAQUAR answer names a thing twice
     )
-    states, mask = encode_questions(ckpt, image_embeds, questions)
+    states, mask = ground_texts(ckpt, image_embeds, questions, "question")
     start = _start(ckpt, len(questions))
     sequences = generate(ckpt, start, states, mask, settings)
     total, count = sequence_logprobs(ckpt, sequences, 1, states, mask)
@@ -80,7 +65,7 @@ def rank_answers(
         raise ValueError(f"k must be at least 1, got {k}")
     # a repeated candidate would take two shares of the softmax and still be one key of the result
     cands = list(dict.fromkeys(check_text(c, "candidate answer") for c in candidates))
-    states, mask = encode_questions(ckpt, image_embeds, questions)
+    states, mask = ground_texts(ckpt, image_embeds, questions, "question")
     ids, cand_mask = tokenize(ckpt, cands)
     ids = ids.clone()
     ids[:, 0] = ckpt.text_config.bos_token_id

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from blipkit.models.parts import image_feature, text_feature
 from blipkit.runtime.checkpoint import ITC, Checkpoint
 from blipkit.runtime.encoding import check_text, tokenize
 
@@ -15,15 +16,14 @@ from blipkit.runtime.encoding import check_text, tokenize
 @torch.inference_mode()
 def image_vectors(ckpt: Checkpoint, image_embeds: torch.Tensor) -> torch.Tensor:
     ckpt.require(ITC)
-    return F.normalize(ckpt.model.vision_proj(image_embeds[:, 0, :]).float(), dim=-1)
+    return image_feature(ckpt.model, image_embeds)
 
 
 @torch.inference_mode()
 def text_vectors(ckpt: Checkpoint, texts: Sequence[str]) -> torch.Tensor:
     ckpt.require(ITC)
     ids, mask = tokenize(ckpt, [check_text(t) for t in texts])
-    hidden = ckpt.model.text_encoder(input_ids=ids, attention_mask=mask, return_dict=True).last_hidden_state
-    return F.normalize(ckpt.model.text_proj(hidden[:, 0, :]).float(), dim=-1)
+    return text_feature(ckpt.model, ids, mask)
 
 
 def similarity(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor) -> np.ndarray:

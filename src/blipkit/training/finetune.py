@@ -30,6 +30,7 @@ from blipkit import defaults
 from blipkit.data import load_caption_dataset, load_vqa_dataset
 from blipkit.errors import BlipkitError, DataError
 from blipkit.evaluation.runners import flat_numbers, primary_metric, run_eval
+from blipkit.models import parts
 from blipkit.runtime.checkpoint import CAPTION, ITC, ITM, VQA, Checkpoint, load_checkpoint
 from blipkit.runtime.resolve import resolve_checkpoint
 from blipkit.training import objectives as obj
@@ -151,7 +152,8 @@ def task_losses(
         return {"loss": vqa, "vqa": vqa}
     image_ids = batch["image_ids"]
     itc, sim = obj.itc_loss(
-        obj.image_feature(model, embeds), obj.text_feature(model, ids, mask), image_ids, _temperature(model)
+        parts.image_feature(model, embeds), parts.text_feature(model, ids, mask), image_ids,
+        _temperature(model),
     )
     itm, itm_acc = obj.itm_loss(model, embeds, ids, mask, image_ids, sim.detach())
     return {"loss": itc + itm, "itc": itc, "itm": itm, "itm_acc": itm_acc}

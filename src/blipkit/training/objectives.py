@@ -18,16 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from blipkit.models.parts import grounded_states
 from blipkit.tasks.generation import until_end
-
-
-def image_feature(model: nn.Module, image_embeds: torch.Tensor) -> torch.Tensor:
-    return F.normalize(model.vision_proj(image_embeds[:, 0, :]), dim=-1)
-
-
-def text_feature(model: nn.Module, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    hidden = model.text_encoder(input_ids=ids, attention_mask=mask, return_dict=True).last_hidden_state
-    return F.normalize(model.text_proj(hidden[:, 0, :]), dim=-1)
 
 
 def itc_loss(
@@ -61,15 +53,7 @@ def _sample_negatives(sim: torch.Tensor, same: torch.Tensor, random_share: float
 def itm_logits(
     model: nn.Module, image_embeds: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor
 ) -> torch.Tensor:
-    image_mask = torch.ones(image_embeds.shape[:-1], dtype=torch.long, device=image_embeds.device)
-    hidden = model.text_encoder(
-        input_ids=ids,
-        attention_mask=mask,
-        encoder_hidden_states=image_embeds,
-        encoder_attention_mask=image_mask,
-        return_dict=True,
-    ).last_hidden_state
-    return model.itm_head(hidden[:, 0, :])
+    return model.itm_head(grounded_states(model, image_embeds, ids, mask)[:, 0, :])
 
 
 def itm_loss(
@@ -167,14 +151,7 @@ def vqa_loss(
     label_smoothing: float = 0.0,
 ) -> torch.Tensor:
     text = model.config.text_config
-    image_mask = torch.ones(image_embeds.shape[:-1], dtype=torch.long, device=image_embeds.device)
-    states = model.text_encoder(
-        input_ids=q_ids,
-        attention_mask=q_mask,
-        encoder_hidden_states=image_embeds,
-        encoder_attention_mask=image_mask,
-        return_dict=True,
-    ).last_hidden_state
+    states = grounded_states(model, image_embeds, q_ids, q_mask)
     return decoder_loss(
         model, a_ids, a_mask, states, q_mask, text.bos_token_id, text.pad_token_id, label_smoothing
     )

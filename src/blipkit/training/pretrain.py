@@ -24,6 +24,7 @@ from safetensors.torch import save_file
 from tqdm import tqdm
 
 from blipkit.data import load_caption_dataset, load_vqa_dataset
+from blipkit.models import parts
 from blipkit.models.builtin import BuiltinBlipConfig, BuiltinBlipModel
 from blipkit.training import objectives as obj
 from blipkit.training.checkpointing import load_state, save_state
@@ -303,8 +304,8 @@ class Pretrainer:
                     image_ids = rows.to(self.device)
                     # ITM mines its hard negatives from the ITC similarities, so ITC runs for either.
                     itc, sim = obj.itc_loss(
-                        obj.image_feature(model, embeds),
-                        obj.text_feature(model, ids, mask),
+                        parts.image_feature(model, embeds),
+                        parts.text_feature(model, ids, mask),
                         image_ids,
                         model.itc_temperature,
                     )
@@ -396,10 +397,10 @@ class Pretrainer:
                 ids, mask = (x.to(self.device) for x in d.val_tokens.take(idx))
                 embeds = self._image_embeds(rows, train=False)
                 losses.append(obj.lm_loss(model, embeds, ids, mask, 0.0).item() * len(idx))
-                feats = obj.image_feature(model, embeds).float()
+                feats = parts.image_feature(model, embeds)
                 for r, f in zip(rows.tolist(), feats, strict=True):
                     img_feats[r] = f
-                txt_feats.append(obj.text_feature(model, ids, mask).float())
+                txt_feats.append(parts.text_feature(model, ids, mask))
         images = sorted(img_feats)
         image_matrix = torch.stack([img_feats[r] for r in images])
         texts = torch.cat(txt_feats)
