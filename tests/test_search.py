@@ -86,16 +86,24 @@ def test_hybrid_fusion_on_planted_rows(tmp_path: Path) -> None:
     index = _planted(tmp_path, vectors, captions)
     plain = search_vector(index, query, k=6)
     assert [h.path for h in plain] == [f"/planted/{i:04d}.jpg" for i in range(6)]
-    hybrid = search_vector(index, query, text="red bicycle", k=6)
-    assert hybrid[0].path == "/planted/0002.jpg" and "text" in hybrid[0].scores
     k = defaults.HYBRID_RRF_K
+    # the default weights: the caption match (vector rank 3) is nudged up one place, not to the top
+    nudged = search_vector(index, query, text="red bicycle", k=6)
+    assert [h.path for h in nudged[:3]] == ["/planted/0000.jpg", "/planted/0002.jpg", "/planted/0001.jpg"]
     expected = defaults.HYBRID_VECTOR_WEIGHT / (k + 3) + defaults.HYBRID_TEXT_WEIGHT / (k + 1)
-    assert hybrid[0].score == pytest.approx(expected)
-    assert hybrid[1].path == "/planted/0000.jpg"
-    assert hybrid[1].score == pytest.approx(defaults.HYBRID_VECTOR_WEIGHT / (k + 1))
-    # a caption match far down the vector ranking still surfaces
-    deep = search_vector(index, query, text="cat", k=2, candidates=6)
+    assert nudged[1].score == pytest.approx(expected) and "text" in nudged[1].scores
+    assert nudged[0].score == pytest.approx(defaults.HYBRID_VECTOR_WEIGHT / (k + 1))
+    # a heavier text weight lets the caption match win
+    heavy = search_vector(index, query, text="red bicycle", k=6, text_weight=1.0)
+    assert heavy[0].path == "/planted/0002.jpg"
+    assert heavy[0].score == pytest.approx(defaults.HYBRID_VECTOR_WEIGHT / (k + 3) + 1.0 / (k + 1))
+    # ... and surfaces a caption match from far down the vector ranking
+    deep = search_vector(index, query, text="cat", k=2, candidates=6, text_weight=1.0)
     assert "/planted/0004.jpg" in {h.path for h in deep}
+    # weight 0 is the vector ranking alone; a negative weight is refused
+    assert search_vector(index, query, text="red bicycle", k=6, text_weight=0.0) == plain
+    with pytest.raises(ValueError, match="text_weight"):
+        search_vector(index, query, text="red bicycle", k=6, text_weight=-1.0)
 
 
 def test_filters_quote_paths_and_tags(tmp_path: Path) -> None:

@@ -166,6 +166,9 @@ def search(
     rerank_top: int = typer.Option(defaults.RERANK_CANDIDATES, "--rerank-top", min=1,
                                    help="Candidates --rerank re-scores."),
     hybrid: bool = typer.Option(True, "--hybrid/--no-hybrid", help="Fuse full-text matches on captions."),
+    text_weight: float = typer.Option(
+        defaults.HYBRID_TEXT_WEIGHT, "--text-weight", min=0.0,
+        help="Weight of the full-text ranking in the fusion; the vector ranking's is 1 (docs/search.md)."),
     path_prefix: str = typer.Option(None, "--path-prefix", help="Only files under this path prefix."),
     min_width: int = typer.Option(None, "--min-width"), max_width: int = typer.Option(None, "--max-width"),
     min_height: int = typer.Option(None, "--min-height"),
@@ -188,8 +191,8 @@ def search(
     index = _open(blip, db, create=False)
     filters = SearchFilters(path_prefix, min_width, max_width, min_height, max_height, tuple(tag or ()))
     try:
-        hits = run_search(index, blip, query, image=image, k=k, hybrid=hybrid, rerank=rerank,
-                          rerank_candidates=rerank_top, filters=filters)
+        hits = run_search(index, blip, query, image=image, k=k, hybrid=hybrid, text_weight=text_weight,
+                          rerank=rerank, rerank_candidates=rerank_top, filters=filters)
     except BlipkitError as exc:
         raise c.fail(str(exc)) from exc
     writer = c.ResultWriter(out, as_json,

@@ -112,21 +112,24 @@ def search(
     image: Any = None,
     k: int = defaults.SEARCH_K,
     hybrid: bool = True,
+    text_weight: float = defaults.HYBRID_TEXT_WEIGHT,
     rerank: bool = False,
     rerank_candidates: int = defaults.RERANK_CANDIDATES,
     filters: SearchFilters | None = None,
 ) -> list[SearchHit]:
     """Search ``index`` (which must have been built with ``blip``'s model); best hit first.
 
-    ``hybrid`` fuses in a full-text search of the captions (text queries only); ``rerank`` re-orders
-    the top ``max(k, rerank_candidates)`` by ITM (text queries only; it re-reads those images).
+    ``hybrid`` fuses in a full-text search of the captions (text queries only) with ``text_weight``
+    against the vector ranking's 1 (:mod:`blipkit.index.fusion`); ``rerank`` re-orders the top
+    ``max(k, rerank_candidates)`` by ITM (text queries only; it re-reads those images).
     """
     if text is not None and not text.strip():
         raise TextError("the search text is empty")
     vec = query_vector(blip, text, image)
     use_rerank = rerank and text is not None
     depth = max(k, rerank_candidates) if use_rerank else k
-    hits = search_vector(index, vec, text=text if hybrid else None, k=depth, filters=filters)
+    hits = search_vector(index, vec, text=text if hybrid else None, k=depth, filters=filters,
+                         text_weight=text_weight)
     if use_rerank:
         hits = rerank_hits(blip, hits, text)  # type: ignore[arg-type]
     return hits[:k]
@@ -140,11 +143,16 @@ def search_vector(
     k: int = defaults.SEARCH_K,
     candidates: int = defaults.SEARCH_CANDIDATES,
     filters: SearchFilters | None = None,
+    text_weight: float = defaults.HYBRID_TEXT_WEIGHT,
 ) -> list[SearchHit]:
-    """First-stage search with a ready query vector; with ``text``, hybrid with the caption full-text."""
+    """First-stage search with a ready query vector; with ``text``, hybrid with the caption full-text
+    (weighted ``text_weight``; 0 leaves the full text out)."""
+    if not text_weight >= 0:
+        raise ValueError(f"text_weight must be >= 0, not {text_weight}")
     table = index.images()
     if table is None or index.count() == 0:
         return []
+    text = text if text_weight > 0 else None
     where = (filters or SearchFilters()).sql()
     depth = max(k, candidates) if text else k
     vec = np.asarray(vector, dtype=np.float32).reshape(-1)
@@ -165,7 +173,7 @@ def search_vector(
             if path not in rows:
                 rows[path] = row
                 itc[path] = float(np.dot(np.asarray(row["vector"], dtype=np.float32), vec))
-    scores = fusion.rrf(vector_ranked, text_ranked) if text_ranked else dict(itc)
+    scores = fusion.rrf(vector_ranked, text_ranked, text_weight=text_weight) if text_ranked else dict(itc)
     order = sorted(rows, key=lambda p: (-scores[p], -itc[p], p))
     hits = []
     for rank, path in enumerate(order[:k], start=1):
