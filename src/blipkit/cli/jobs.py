@@ -27,7 +27,7 @@ InputOption = typer.Option(
          "s3://, gs:// and other pyarrow file-system URIs work too.",
 )
 OutputOption = typer.Option(
-    ..., "--output", "-o",
+    ..., "--output", "--out", "-o",
     help="Output folder (part-NNNNN.parquet or .jsonl per shard), or a URI such as s3://bucket/out/.",
 )
 EngineOption = typer.Option(
@@ -192,7 +192,8 @@ def embed_job(
 @job_app.command("index")
 def index_job(
     src: str = InputOption,
-    dst: str = typer.Option(..., "--output", "-o", help="The blipkit index folder (created if new)."),
+    dst: str = typer.Option(
+        ..., "--output", "--out", "-o", help="The blipkit index folder (created if new)."),
     tags: int = typer.Option(defaults.INDEX_TAGS, "--tags", min=0, help="Vocabulary tags stored per image."),
     engine: str = EngineOption, address: str = AddressOption, workers: int = WorkersOption,
     batch_size: int = c.BatchOption, model: str = c.ModelOption, shard_size: int = ShardOption,

@@ -63,7 +63,7 @@ def _finetune_command(task: str):
     def command(
         data: Path = typer.Option(..., "--data", "-d", help="Training dataset (any format blipkit reads)."),
         output: Path = typer.Option(
-            ..., "--output", "-o", help="Folder for checkpoints and the final model."
+            ..., "--output", "--out", "-o", help="Folder for checkpoints and the final model."
         ),
         model: str = ModelOption,
         split: str = typer.Option("train", "--split", help="Split of --data to train on ('all': every row)."),
