@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 
@@ -19,9 +20,9 @@ def site(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def describe(paths):
-    """A stand-in captioner: the file's stem, and a character that needs escaping."""
-    return {p: f"a picture of {p.stem} & more" for p in paths}
+def describe(images):
+    """A stand-in captioner: the file's stem (an inline image's size), and a character that needs escaping."""
+    return {x: f"a picture of {x.stem if isinstance(x, Path) else f'{len(x)} bytes'} & more" for x in images}
 
 
 def fill(text: str, kind: str, site: Path, **kw) -> tuple[str, list[dict]]:
@@ -63,10 +64,30 @@ def test_html_fills_only_real_images_and_keeps_every_other_byte(site: Path) -> N
     assert actions == sorted([
         ("filled", "a.png"), ("kept", "b%20c.png"), ("filled", "c.png"), ("filled", "c.png"),
         ("remote", "https://example.com/x.png"), ("missing", "missing.png"),
-        ("remote", "data:image/png;base64,AA"), ("filled", "a.png"), ("filled", "a.png?v=2#top"),
+        ("failed", "data:image/png;base64,AA"), ("filled", "a.png"), ("filled", "a.png?v=2#top"),
     ])
     again, rows = fill(out, "html", site)
     assert again == out and not any(r["action"] == "filled" for r in rows)  # idempotent
+
+
+def test_inline_data_uri_images_are_described_from_their_bytes(site: Path) -> None:
+    payload = base64.b64encode(b"\x89PNG 13 bytes").decode()
+    text = (f'<img src="data:image/png;base64,{payload[:8]}\n {payload[8:]}">'  # whitespace is allowed
+            '<img src="data:image/svg+xml,%3Csvg%2F%3E"><img src="data:text/plain,hi">'
+            '<img src="data:image/png;base64,@@@"><img src="data:image/png,">\n'
+            f"![](data:image/gif;base64,{payload})\n")
+    out, rows = fill(text, "html", site)
+    assert [(r["action"], r.get("alt")) for r in rows] == [
+        ("filled", "13 bytes & more"), ("filled", "6 bytes & more"), ("not-image", None), ("failed", None),
+        ("failed", None)]
+    assert out.startswith('<img alt="13 bytes &amp; more" src="data:image/png;base64,')
+    assert "base64" in rows[3]["error"] and "no data" in rows[4]["error"]
+    md, md_rows = fill(text.split("\n", 2)[2], "markdown", site)
+    assert md == f"![13 bytes \\& more](data:image/gif;base64,{payload})\n"
+    assert md_rows[0]["action"] == "filled"
+    long = f'<img src="data:image/png;base64,{base64.b64encode(bytes(3000)).decode()}">'
+    [row] = fill(long, "html", site)[1]
+    assert row["action"] == "filled" and len(row["src"]) < 80 and "characters" in row["src"]
 
 
 def test_html_overwrite_replaces_existing_alt(site: Path) -> None:
@@ -195,3 +216,17 @@ def test_cli_alt_text_in_place_and_out(cli_app, tiny_builtin, tmp_path: Path) ->
     result = runner.invoke(cli_app, ["alt-text", str(doc), *common])
     assert result.exit_code == 2  # a missing image is a partial failure
     assert result.stdout.startswith("![") and "](img/img000.png) ![](nope.png)" in result.stdout
+
+
+def test_cli_alt_text_captions_an_inline_image(cli_app, tiny_builtin, tmp_path: Path) -> None:  # noqa: F811
+    make_images(tmp_path / "img", 1)
+    payload = base64.b64encode((tmp_path / "img" / "img000.png").read_bytes()).decode()
+    page = tmp_path / "page.html"
+    page.write_text(f'<p><img src="data:image/png;base64,{payload}"></p>\n')
+    args = ["alt-text", str(page), "--in-place", "--json", "--model", str(tiny_builtin),
+            "--decoding", "greedy", "--max-new-tokens", "4"]
+    result = CliRunner().invoke(cli_app, args)
+    assert result.exit_code == 0, result.output
+    [row] = [json.loads(line) for line in result.stdout.splitlines()]
+    assert row["action"] == "filled" and row["alt"] and "characters)" in row["src"]
+    assert page.read_text().startswith('<p><img alt="') and payload in page.read_text()

@@ -7,11 +7,14 @@ every byte outside the edited attributes/labels stays as it was (line endings, e
 undecodable bytes included), and an image whose source text does not re-parse exactly as found is
 skipped rather than risked.
 
-Remote images (``http:``, ``https:``, ``data:``, ``//host``) are reported and left alone.
+Inline images (``data:image/...`` URIs) are decoded and captioned like local files. Remote images
+(``http:``, ``https:``, ``//host``) and other ``data:`` URIs are reported and left alone.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import html
 import re
 import urllib.parse
@@ -53,7 +56,7 @@ class AltTextReport:
     def add(self, ref: ImageRef | None, action: str, **extra: Any) -> None:
         row: dict[str, Any] = {"document": self.document, "action": action}
         if ref is not None:
-            row.update(src=ref.src, line=ref.line)
+            row.update(src=_short_src(ref.src), line=ref.line)
         row.update(extra)
         self._entries.append(((row.get("line", 0), ref.replace[0] if ref else -1), row))
 
@@ -358,6 +361,36 @@ def local_image(src: str, doc_dir: Path, root: Path | None = None) -> Path | Non
     return doc_dir / path
 
 
+def inline_image(src: str) -> bytes | None:
+    """The image bytes of a ``data:image/...`` URI (base64 or percent-encoded), or None when ``src`` is
+    not an inline image. A data URI whose payload cannot be decoded raises ValueError."""
+    src = src.strip()
+    if src[:5].lower() != "data:":
+        return None
+    header, comma, payload = src[5:].partition(",")
+    params = [p.strip().lower() for p in header.split(";")]
+    if not params[0].startswith("image/"):
+        return None
+    if not comma:
+        raise ValueError("a data URI without a comma before its data")
+    try:
+        data = (base64.b64decode("".join(payload.split()), validate=True) if "base64" in params[1:]
+                else urllib.parse.unquote_to_bytes(payload))
+    except binascii.Error as exc:
+        raise ValueError(f"the data URI is not valid base64: {exc}") from exc
+    if not data:
+        raise ValueError("the data URI holds no data")
+    return data
+
+
+def _short_src(src: str, keep: int = 40) -> str:
+    """``src`` for reports: an inline image's data is cut (it can be megabytes)."""
+    src = src.strip()
+    if src[:5].lower() == "data:" and len(src) > keep:
+        return f"{src[:keep]}... ({len(src):,} characters)"
+    return src
+
+
 def clean_caption(caption: str) -> str:
     """A caption as alt text: no "a picture of" opening, first letter capitalised."""
     text = _FILLER.sub("", caption.strip()).strip()
@@ -367,32 +400,42 @@ def clean_caption(caption: str) -> str:
 def fill_alt_text(
     text: str,
     kind: str,
-    describe: Callable[[Sequence[Path]], dict[Path, str | Exception]],
+    describe: Callable[[Sequence[Path | bytes]], dict[Path | bytes, str | Exception]],
     *,
     doc_dir: Path,
     root: Path | None = None,
     overwrite: bool = False,
     document: str = "<document>",
 ) -> tuple[str, AltTextReport]:
-    """Fill the missing/empty alt text of ``text``'s local images with ``describe``'s captions.
+    """Fill the missing/empty alt text of ``text``'s local and inline images with ``describe``'s captions.
 
-    ``describe`` gets every local image file that needs alt text (each once) and returns a caption or
-    the exception that made it fail, per path. Existing alt text is kept unless ``overwrite``.
+    ``describe`` gets every image that needs alt text, each once: a local file's path, or an inline
+    image's bytes; it returns a caption or the exception that made it fail, per image. Existing alt text
+    is kept unless ``overwrite``.
     Returns the new text (``text`` itself when nothing changed) and what happened to each image.
     """
     images, skipped = find_html_images(text) if kind == "html" else find_markdown_images(text)
     report = AltTextReport(document)
     for line, why in skipped:
         report.add(None, "skipped", line=line, reason=why)
-    todo: list[tuple[ImageRef, Path]] = []
+    todo: list[tuple[ImageRef, Path | bytes]] = []
     for ref in images:
         has_alt = ref.alt is not None and ref.alt.strip() != ""
         if has_alt and not overwrite:
             report.add(ref, "kept", alt=ref.alt)
             continue
+        try:
+            inline = inline_image(ref.src)
+        except ValueError as exc:
+            report.add(ref, "failed", error=str(exc))
+            continue
+        if inline is not None:
+            todo.append((ref, inline))
+            continue
         path = local_image(ref.src, doc_dir, root)
         if path is None:
-            report.add(ref, "remote" if ref.src else "no-src")
+            inline_other = ref.src.strip()[:5].lower() == "data:"  # data:text/..., not an image
+            report.add(ref, "no-src" if not ref.src else "not-image" if inline_other else "remote")
         elif not path.is_file():
             report.add(ref, "missing", path=str(path))
         else:
@@ -403,7 +446,8 @@ def fill_alt_text(
         result = captions.get(path)
         if not isinstance(result, str) or not clean_caption(result):
             error = str(result) if result is not None else "no caption"
-            report.add(ref, "failed", path=str(path), error=error)
+            where = {"path": str(path)} if isinstance(path, Path) else {}
+            report.add(ref, "failed", **where, error=error)
             continue
         alt = clean_caption(result)
         if ref.kind == "html":

@@ -382,10 +382,11 @@ def alt_text(
     threads: int = c.ThreadsOption,
     fast: bool | None = c.FastOption, batch_size: int = c.BatchOption, as_json: bool = c.JsonOption,
 ) -> None:
-    """Fill missing or empty alt text of local images with captions, changing nothing else.
+    """Fill missing or empty alt text of local and inline (data:) images with captions, changing nothing
+    else.
 
     Without --out or --in-place the new document goes to stdout. What happened to each image (filled,
-    kept, remote, missing, failed) is reported on stderr, or as JSON lines on stdout with --json
+    kept, remote, not-image, missing, failed) is reported on stderr, or as JSON lines on stdout with --json
     (which then needs --out or --in-place).
     """
     from blipkit import alttext
@@ -409,11 +410,12 @@ def alt_text(
     settings = _generation(decoding, num_beams, max_new_tokens)
     state: dict[str, Any] = {}
 
-    def describe(paths: list[Path]) -> dict[Path, str | Exception]:
+    def describe(images: list[Path | bytes]) -> dict[Path | bytes, str | Exception]:
         if "blip" not in state:
             state["blip"] = c.load_model(model, device, dtype, threads, fast, task="caption")
-        results = state["blip"].caption([str(p) for p in paths], settings=settings, batch_size=batch_size)
-        return {p: (r.caption if r.ok else Exception(r.error)) for p, r in zip(paths, results, strict=True)}
+        inputs = [str(x) if isinstance(x, Path) else x for x in images]  # bytes: an inline image
+        results = state["blip"].caption(inputs, settings=settings, batch_size=batch_size)
+        return {x: (r.caption if r.ok else Exception(r.error)) for x, r in zip(images, results, strict=True)}
 
     problems = 0
     for doc in documents:
