@@ -108,6 +108,17 @@ def test_embed_parquet_and_npy(tiny_models, image_dir, tmp_path) -> None:
     assert np.load(npy).shape[0] == 2
 
 
+def test_embed_reports_a_bad_image_once_by_name(tiny_models, bad_dir, tmp_path) -> None:
+    out = tmp_path / "v.parquet"
+    result = runner.invoke(app, ["embed", str(bad_dir), "-m", str(tiny_models["itm"]), "-o", str(out),
+                                 "--no-progress"])
+    assert result.exit_code == 2
+    [line] = [x for x in result.stderr.splitlines() if "broken.jpg" in x]
+    assert line.count("broken.jpg") == 1, line
+    rows = pq.read_table(out).to_pylist()
+    assert [r["error"] is None for r in sorted(rows, key=lambda r: r["name"])] == [False, True]
+
+
 def test_clear_errors(tiny_models, tmp_path) -> None:
     result = runner.invoke(app, ["caption", str(tmp_path / "nothing"), "-m", str(tiny_models["caption"])])
     assert result.exit_code == 2  # the missing path is reported as a failed input

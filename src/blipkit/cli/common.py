@@ -102,6 +102,12 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
     return pq.read_table(path).to_pylist()
 
 
+def warn_input(name: object, error: object) -> None:
+    """Report one failed input on stderr, named once (blipkit's errors usually name their source)."""
+    message = str(error) if str(name) in str(error) else f"{name}: {error}"
+    typer.secho(message, fg="yellow", err=True)
+
+
 class ResultWriter:
     """Prints results (human-readable or JSON lines) and/or appends them to an output file.
 
@@ -143,9 +149,7 @@ class ResultWriter:
         self.count += 1
         if row.get("error"):
             self.failed += 1
-            # blipkit's errors already name their source
-            message = row["error"] if str(row["image"]) in row["error"] else f"{row['image']}: {row['error']}"
-            typer.secho(message, fg="yellow", err=True)
+            warn_input(row["image"], row["error"])
         if self.as_json:
             sys.stdout.write(json.dumps(row, ensure_ascii=False) + "\n")
             sys.stdout.flush()

@@ -178,7 +178,7 @@ def embed(
         for name, err in zip(names, errors, strict=True):
             if err:
                 failed += 1
-                typer.secho(f"{name}: {err}", fg="yellow", err=True)
+                c.warn_input(name, err)
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix == ".npy":
         np.save(out, vectors.astype(np.float32))

@@ -346,7 +346,7 @@ def moderate_calibrate(
         for (image, cats), s, i in zip(chunk, category_scores(blip.checkpoint, features, pol),
                                        range(len(chunk)), strict=True):
             if i in features.errors:
-                typer.secho(f"{image}: {features.errors[i]} (left out)", fg="yellow", err=True)
+                c.warn_input(image, f"{features.errors[i]} (left out)")
                 continue
             scores.append(s)
             labels.append(cats)
