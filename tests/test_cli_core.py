@@ -128,6 +128,8 @@ def test_clear_errors(tiny_models, tmp_path) -> None:
     assert result.exit_code == 1 and "--out must end in" in result.output
     result = runner.invoke(app, ["caption", "x.jpg", "--decoding", "nucleus", "--temperature", "0"])
     assert result.exit_code == 1 and "temperature must be > 0" in result.output
+    result = runner.invoke(app, ["ask", "x.jpg", "why?", "--choices", " , "])
+    assert result.exit_code == 1 and "--choices has no candidate answers" in result.output
 
 
 def test_ask_over_a_folder_resumes(tiny_models, image_dir, tmp_path) -> None:

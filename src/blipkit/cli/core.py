@@ -94,7 +94,9 @@ def ask(
 ) -> None:
     """Answer a question about an image, by generation or by ranking --choices."""
     c.check_out(out)
-    options = [x.strip() for x in choices.split(",") if x.strip()] if choices else None
+    options = [x.strip() for x in choices.split(",") if x.strip()] if choices is not None else None
+    if options == []:  # an empty --choices (an unset variable in a script?) must not quietly mean "generate"
+        raise c.fail("--choices has no candidate answers")
     sources = _sources([image])
     if resume:
         done = c.done_images(out)
