@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from blipkit.errors import IndexModelMismatchError, IndexNotFoundError
+from blipkit.errors import IndexModelMismatchError, IndexNotFoundError, SearchIndexError
 from blipkit.index import ImageIndex, add_images, open_for, prune
 from blipkit.index.scan import content_hash
 from blipkit.index.schema import META_FILE
@@ -142,6 +142,23 @@ def test_refuses_to_mix_models(blip, tmp_path: Path) -> None:  # noqa: F811
         ImageIndex.open(tmp_path / "nothing-here")
     # the same weights under another name are the same embedding space
     ImageIndex.open(db, fingerprint=dict(blip.checkpoint.fingerprint, model="alias"), dim=16)
+
+
+def test_an_index_is_only_created_in_a_new_or_empty_folder(blip, tmp_path: Path) -> None:  # noqa: F811
+    fp, dim = blip.checkpoint.fingerprint, blip.embedding_dim
+    (tmp_path / "a-file").write_text("x")
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "photo.jpg").write_bytes(b"x")
+    for taken in ("a-file", "full"):
+        with pytest.raises(SearchIndexError, match="is not a blipkit index"):
+            ImageIndex.open(tmp_path / taken, fingerprint=fp, dim=dim, create=True)
+    (tmp_path / "ro").mkdir(mode=0o500)
+    if not os.access(tmp_path / "ro", os.W_OK):  # root writes anywhere
+        with pytest.raises(SearchIndexError, match="cannot create an index"):
+            ImageIndex.open(tmp_path / "ro" / "db", fingerprint=fp, dim=dim, create=True)
+    (tmp_path / "empty").mkdir()
+    ImageIndex.open(tmp_path / "empty", fingerprint=fp, dim=dim, create=True)
+    ImageIndex.open(tmp_path / "new" / "nested", fingerprint=fp, dim=dim, create=True)
 
 
 def test_cli_index_add_stats_prune(cli_app, tiny_builtin, tmp_path: Path) -> None:  # noqa: F811

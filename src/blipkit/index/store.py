@@ -125,13 +125,16 @@ class ImageIndex:
         elif create:
             if fingerprint is None or dim is None:
                 raise ValueError("creating an index needs the model's fingerprint and embedding size")
-            if path.exists() and any(path.iterdir()):
+            if path.exists() and (not path.is_dir() or any(path.iterdir())):
                 raise SearchIndexError(f"{path} exists and is not a blipkit index; use a new folder")
             meta = {
                 "format": FORMAT_VERSION, "fingerprint": _jsonable(fingerprint), "dim": int(dim),
                 "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "ann_rows": 0,
             }
-            write_json_atomic(meta_file, meta)  # first, so that no table ever exists without it
+            try:
+                write_json_atomic(meta_file, meta)  # first, so that no table ever exists without it
+            except OSError as exc:
+                raise SearchIndexError(f"cannot create an index at {path}: {exc}") from exc
         else:
             raise IndexNotFoundError(f"no blipkit index at {path}; build one with "
                                      f"`blipkit index add DIR --db {path}`")
