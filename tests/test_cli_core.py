@@ -119,6 +119,28 @@ def test_embed_reports_a_bad_image_once_by_name(tiny_models, bad_dir, tmp_path) 
     assert [r["error"] is None for r in sorted(rows, key=lambda r: r["name"])] == [False, True]
 
 
+def test_an_unwritable_out_fails_before_any_work(tiny_models, tmp_path, monkeypatch, capsys) -> None:
+    (tmp_path / "a-file").write_text("x")
+    (tmp_path / "a-folder.parquet").mkdir()
+    for out, why in ((tmp_path / "a-file" / "x.parquet", "cannot write --out"),
+                     (tmp_path / "a-folder.parquet", "it is a folder")):
+        for cmd in (["caption", "x.jpg"], ["embed", "x.jpg"]):
+            result = runner.invoke(app, [*cmd, "--out", str(out), "-m", str(tiny_models["itm"])])
+            assert result.exit_code == 1 and why in result.output, (cmd, result.output)
+    # whatever still fails on a path reaches the console as one line, not a traceback
+    from blipkit.cli.main import main
+
+    page = tmp_path / "page.html"
+    page.write_text("<p>no images</p>")
+    argv = ["blipkit", "alt-text", str(page), "--out", str(tmp_path / "a-file" / "o.html")]
+    monkeypatch.setattr("sys.argv", argv)
+    monkeypatch.delenv("BLIPKIT_TRACEBACK", raising=False)
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 1 and err.startswith("error: ") and "Traceback" not in err
+
+
 def test_clear_errors(tiny_models, tmp_path) -> None:
     result = runner.invoke(app, ["caption", str(tmp_path / "nothing"), "-m", str(tiny_models["caption"])])
     assert result.exit_code == 2  # the missing path is reported as a failed input

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import sys
+import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -72,6 +74,27 @@ def load_model(
 def check_out(out: Path | None) -> None:
     if out is not None and out.suffix not in OUTPUT_SUFFIXES:
         raise fail(f"--out must end in {', '.join(OUTPUT_SUFFIXES)}, not {out.name!r}")
+    check_writable(out)
+
+
+def check_writable(out: Path | None, option: str = "--out") -> None:
+    """Fail now, before any model work, if ``out`` cannot be written (some outputs are only written at
+    the end of a run). Creates its folder, as writing it would."""
+    if out is None:
+        return
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise fail(f"cannot write {option} {out}: {exc.strerror or exc}") from exc
+    if out.is_dir():
+        raise fail(f"cannot write {option} {out}: it is a folder")
+    try:  # a real write: permission bits do not tell about read-only mounts, or root
+        with tempfile.NamedTemporaryFile(dir=out.parent, prefix=".blipkit-write-check-"):
+            pass
+    except OSError as exc:
+        raise fail(f"cannot write {option} {out}: {exc.strerror or exc}") from exc
+    if out.exists() and not os.access(out, os.W_OK):
+        raise fail(f"cannot write {option} {out}: permission denied")
 
 
 def done_images(out: Path | None) -> set[str]:

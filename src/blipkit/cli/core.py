@@ -156,6 +156,7 @@ def embed(
 
     if out.suffix not in (".parquet", ".npy"):
         raise c.fail("--out must end in .parquet or .npy")
+    c.check_writable(out)
     if bool(paths) == bool(text):
         raise c.fail("give images or --text, not both (and not neither)")
     blip = c.load_model(model, device, dtype, threads, fast, task="itc")

@@ -31,10 +31,23 @@ def _main(version: bool = typer.Option(False, "--version", help="Print the versi
 
 
 def main() -> None:
-    """The console entry point: training commands first move onto jemalloc (see runtime.allocator)."""
+    """The console entry point: training commands first move onto jemalloc (see runtime.allocator).
+
+    A file or folder that cannot be read or written (an ``--out`` in a missing or read-only place...)
+    ends the command with its error message and exit code 1, not a traceback; ``BLIPKIT_TRACEBACK=1``
+    shows the traceback.
+    """
+    import os
     import sys
 
+    from blipkit.cli.common import EXIT_FATAL
     from blipkit.runtime.allocator import reexec_for_training
 
     reexec_for_training(sys.argv)
-    app()
+    try:
+        app()
+    except OSError as exc:
+        if os.environ.get("BLIPKIT_TRACEBACK"):
+            raise
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        sys.exit(EXIT_FATAL)
