@@ -167,6 +167,40 @@ def test_an_objective_weighted_zero_is_not_computed(
         load_config(_config(tmp_path, tiny_data, tiny_models["builtin"], 3), nothing)
 
 
+@pytest.mark.parametrize(("override", "message"), [
+    ({"train.steps": -1}, "train.steps must be >= 1"), ({"train.eval_every": 0}, "train.eval_every"),
+    ({"train.lr": "fast"}, "train.lr must be > 0"), ({"train.label_smoothing": 1.0}, "label_smoothing"),
+    ({"train.batch_size": True}, "train.batch_size"), ({"train.time_budget_s": 0}, "time_budget_s"),
+    ({"train.scst_top_p": 0}, "scst_top_p"), ({"train.save_every": -5}, "save_every"),
+])
+def test_a_recipe_out_of_range_is_refused_with_the_setting_named(
+    tmp_path, tiny_data, tiny_models, override, message
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        load_config(_config(tmp_path, tiny_data, tiny_models["builtin"], 3), override)
+
+
+def test_unreadable_recipes_and_recipes_without_data_are_refused(tmp_path, tiny_data, tiny_models) -> None:
+    from blipkit.errors import DataError
+
+    (tmp_path / "broken.yaml").write_text("train: {steps: [\n")
+    with pytest.raises(ValueError, match="cannot read the recipe"):
+        load_config(tmp_path / "broken.yaml")
+    (tmp_path / "list.yaml").write_text("- steps\n")
+    with pytest.raises(ValueError, match="must be a mapping"):
+        load_config(tmp_path / "list.yaml")
+    config = load_config(_config(tmp_path, tiny_data, tiny_models["builtin"], 3), {"train.save_every": 0})
+    assert config.train.save_every == 0  # 0: no periodic saves
+    config.data.captions, config.data.vqa = [], []
+    with pytest.raises(DataError, match="nothing to train"):
+        Pretrainer(config)
+    # questions alone train VQA; with VQA off they train nothing
+    config = load_config(_config(tmp_path, tiny_data, tiny_models["builtin"], 3), {"train.loss_vqa": 0.0})
+    config.data.captions = []
+    with pytest.raises(DataError, match="nothing to train"):
+        Pretrainer(config)
+
+
 def _run_on_a_fake_clock(trainer: Pretrainer, seconds_for_step) -> float:
     """Run ``trainer`` from scratch on a clock that each step advances by ``seconds_for_step(step)``;
     return the clock at the end."""

@@ -78,8 +78,18 @@ class TrainConfig:
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name.startswith("loss_")}
 
     def __post_init__(self) -> None:
-        if self.retrieval_every < 1:
-            raise ValueError(f"train.retrieval_every must be >= 1, got {self.retrieval_every}")
+        counts = ("steps", "batch_size", "vqa_batch_size", "retrieval_every", "max_text_tokens", "eval_every",
+                  "log_every", "decode_workers", "scst_images", "scst_max_tokens")
+        _check(self, counts, lambda v: v >= 1, "must be >= 1")
+        _check(self, ("warmup_steps", "cnn_trainable_blocks", "weight_decay", "grad_clip", "save_every"),
+               lambda v: v >= 0, "must be >= 0 (0: no gradient clipping, no periodic saves)")
+        _check(self, ("lr", "lr_new", "lr_cnn", "scst_temperature"), lambda v: v > 0, "must be > 0")
+        _check(self, ("label_smoothing",), lambda v: 0 <= v < 1, "must be in [0, 1)")
+        _check(self, ("itm_random_negatives",), lambda v: 0 <= v <= 1, "must be in [0, 1]")
+        _check(self, ("scst_top_p",), lambda v: 0 < v <= 1, "must be in (0, 1]")
+        _check(self, ("itm_batch_size",), lambda v: v is None or v >= 1, "must be >= 1 (or unset)")
+        _check(self, ("time_limit_s", "time_budget_s"), lambda v: v is None or v > 0,
+               "must be > 0 (or unset)")
         weights = self.loss_weights()
         negative = {k: w for k, w in weights.items() if w < 0}
         if negative:
@@ -88,6 +98,18 @@ class TrainConfig:
             raise ValueError(f"every loss weight is 0, so there is nothing to train: {weights}")
         if self.loss_scst > 0 and self.scst_samples < 2:
             raise ValueError(f"train.scst_samples must be >= 2 (the baseline), got {self.scst_samples}")
+
+
+def _check(config: Any, names: tuple[str, ...], ok: Any, rule: str) -> None:
+    """Refuse the recipe if a setting breaks ``rule`` (a wrong type is as wrong as a wrong value)."""
+    for name in names:
+        value = getattr(config, name)
+        try:
+            good = not isinstance(value, bool) and ok(value)
+        except TypeError:
+            good = False
+        if not good:
+            raise ValueError(f"train.{name} {rule}, got {value!r}")
 
 
 @dataclass
@@ -115,7 +137,13 @@ def _build(cls: type, raw: dict[str, Any] | None) -> Any:
 
 
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> PretrainConfig:
-    raw = yaml.safe_load(Path(path).read_text()) or {}
+    try:
+        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ValueError(f"cannot read the recipe {path}: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ValueError(f"the recipe {path} must be a mapping of sections (output, data, train...), "
+                         f"not a {type(raw).__name__}")
     for dotted, value in (overrides or {}).items():
         node = raw
         *parents, last = dotted.split(".")

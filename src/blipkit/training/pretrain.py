@@ -24,6 +24,7 @@ from safetensors.torch import save_file
 from tqdm import tqdm
 
 from blipkit.data import load_caption_dataset, load_vqa_dataset
+from blipkit.errors import DataError
 from blipkit.models import parts
 from blipkit.models.builtin import BuiltinBlipConfig, BuiltinBlipModel
 from blipkit.training import objectives as obj
@@ -92,10 +93,25 @@ def _caption_rows(source: DataSource) -> list[tuple[str, str]]:
     return [(r.image, c) for r in records for c in r.captions]
 
 
+def _check_trainable(config: PretrainConfig, *, n_captions: int, n_questions: int) -> None:
+    """Refuse a recipe in which no objective that is on has data (it would train nothing)."""
+    t = config.train
+    caption_losses = [k for k in ("loss_lm", "loss_itc", "loss_itm", "loss_scst") if getattr(t, k) > 0]
+    if (n_captions and caption_losses) or (n_questions and t.loss_vqa > 0):
+        return
+    vqa_losses = ["loss_vqa"] if t.loss_vqa > 0 else []
+    raise DataError(
+        f"nothing to train: {n_captions} caption rows (data.captions) for {caption_losses or 'no objective'}"
+        f", {n_questions} questions (data.vqa) for {vqa_losses or 'no objective'}; give data for an "
+        "objective that is on"
+    )
+
+
 def build_data(config: PretrainConfig, tokenizer, image_size: int) -> TrainingData:
     caps = [row for s in config.data.captions for row in _caption_rows(s)]
     vqas = [row for s in config.data.vqa for row in _vqa_rows(s)]
     vals = _caption_rows(config.data.val_captions) if config.data.val_captions else []
+    _check_trainable(config, n_captions=len(caps), n_questions=len(vqas))
     paths = list(dict.fromkeys([p for p, _ in caps] + [p for p, _, _ in vqas] + [p for p, _ in vals]))
     row = {p: i for i, p in enumerate(paths)}
     log.info(
