@@ -228,6 +228,21 @@ def test_eval_split_hint_and_all(app: typer.Typer, model: Path, captions: Path, 
     assert json.loads(text.strip().splitlines()[-1])["metrics"]["n_images"] == 1
 
 
+def test_outputs_written_at_the_end_are_checked_first(app: typer.Typer, model: Path, captions: Path,
+                                                       tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("x")
+    blocked = tmp_path / "a-file" / "below"
+    cases = (
+        (["eval", "caption", "--out-dir", str(blocked)], "cannot write --out-dir"),
+        (["capfilt", "--out", str(blocked / "c.json")], "cannot write --out"),
+        (["capfilt", "--out", str(tmp_path / "c.json"), "--report", str(blocked / "r.json")], "--report"),
+    )
+    for args, message in cases:
+        result = runner.invoke(app, [*args, "--data", str(captions), "--model", str(model)])
+        assert result.exit_code == 1 and message in result.output, (args, result.output)
+    assert not (tmp_path / "c.json").exists()
+
+
 def test_eval_needs_the_head(app: typer.Typer, tiny_models: dict[str, Path], captions: Path) -> None:
     vqa_model = tiny_models["vqa"]
     result = runner.invoke(app, ["eval", "retrieval", "--data", str(captions), "--model", str(vqa_model)])

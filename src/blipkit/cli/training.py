@@ -22,6 +22,7 @@ from blipkit.cli.common import (
     NoRepeatWordsOption,
     ProgressOption,
     ThreadsOption,
+    check_writable,
     fail,
     load_model,
 )
@@ -201,7 +202,15 @@ def _finish_eval(
 EvalData = typer.Option(..., "--data", "-d", help="Evaluation dataset (any format blipkit reads).")
 EvalSplit = typer.Option("test", "--split", help="Split to evaluate ('all': every row).")
 LimitOption = typer.Option(None, "--limit", min=1, help="Only the first N images (questions for VQA).")
-OutDirOption = typer.Option(None, "--out-dir", help="Write report.json and predictions.jsonl here.")
+def _writable_out_dir(out_dir: Path | None) -> Path | None:
+    """Checked when the command line is read: an evaluation writes its report only at the end."""
+    if out_dir is not None:
+        check_writable(out_dir / "report.json", "--out-dir")
+    return out_dir
+
+
+OutDirOption = typer.Option(None, "--out-dir", help="Write report.json and predictions.jsonl here.",
+                            callback=_writable_out_dir)
 ImageRootOption = typer.Option(None, "--image-root", help="Folder the image paths are under.")
 SkipBadOption = typer.Option(False, "--skip-bad", help="Leave out rows whose image is missing or broken.")
 JsonMetricsOption = typer.Option(
@@ -468,6 +477,9 @@ def capfilt_command(
 ) -> None:
     """CapFilt: write synthetic captions and keep the texts the ITM filter says match their image."""
     from blipkit.capfilt import capfilt
+
+    for path, option in ((out, "--out"), (report, "--report"), (decisions, "--decisions")):
+        check_writable(path, option)  # all three are written at the end of the run
     from blipkit.data import load_caption_dataset, save_caption_dataset
     from blipkit.data.files import atomic_write_text
     from blipkit.evaluation.report import save_predictions
