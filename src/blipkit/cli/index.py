@@ -331,6 +331,7 @@ def moderate_calibrate(
     from blipkit.tasks.moderation import calibrate, category_scores, read_labelled
 
     pol = _policy(policy)
+    c.check_writable(out)  # written once every labelled image is scored
     try:
         rows = read_labelled(labelled)
     except BlipkitError as exc:
