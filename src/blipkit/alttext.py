@@ -361,11 +361,15 @@ def local_image(src: str, doc_dir: Path, root: Path | None = None) -> Path | Non
     return doc_dir / path
 
 
+def _is_data_uri(src: str) -> bool:
+    return src.strip()[:5].lower() == "data:"
+
+
 def inline_image(src: str) -> bytes | None:
     """The image bytes of a ``data:image/...`` URI (base64 or percent-encoded), or None when ``src`` is
     not an inline image. A data URI whose payload cannot be decoded raises ValueError."""
     src = src.strip()
-    if src[:5].lower() != "data:":
+    if not _is_data_uri(src):
         return None
     header, comma, payload = src[5:].partition(",")
     params = [p.strip().lower() for p in header.split(";")]
@@ -386,7 +390,7 @@ def inline_image(src: str) -> bytes | None:
 def _short_src(src: str, keep: int = 40) -> str:
     """``src`` for reports: an inline image's data is cut (it can be megabytes)."""
     src = src.strip()
-    if src[:5].lower() == "data:" and len(src) > keep:
+    if _is_data_uri(src) and len(src) > keep:
         return f"{src[:keep]}... ({len(src):,} characters)"
     return src
 
@@ -434,8 +438,8 @@ def fill_alt_text(
             continue
         path = local_image(ref.src, doc_dir, root)
         if path is None:
-            inline_other = ref.src.strip()[:5].lower() == "data:"  # data:text/..., not an image
-            report.add(ref, "no-src" if not ref.src else "not-image" if inline_other else "remote")
+            # a data: URI here is not an image (data:text/...)
+            report.add(ref, "no-src" if not ref.src else "not-image" if _is_data_uri(ref.src) else "remote")
         elif not path.is_file():
             report.add(ref, "missing", path=str(path))
         else:

@@ -182,7 +182,6 @@ def embed(
             if err:
                 failed += 1
                 c.warn_input(name, err)
-    out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix == ".npy":
         np.save(out, vectors.astype(np.float32))
     else:
