@@ -105,6 +105,14 @@ def test_embeddings_are_normalised_and_similarity_matches(builtin, images) -> No
     np.testing.assert_allclose(builtin.similarity(img, txt), img @ txt.T, atol=1e-5)
 
 
+def test_similarity_of_different_sizes_and_empty_choices_are_refused(builtin, images) -> None:
+    with pytest.raises(ValueError, match="256 and 128 dimensions"):
+        builtin.similarity(np.ones((2, 256)), np.ones((3, 128)))
+    assert builtin.similarity(np.ones((2, 4)), np.ones((3, 4))).shape == (2, 3)
+    with pytest.raises(ValueError, match="choices is empty"):  # not a quiet switch to generation
+        builtin.ask(images[:1], "what is it?", choices=[])
+
+
 def test_failed_image_gives_nan_embedding_row(builtin, images) -> None:
     vecs = builtin.embed_images([images[0], b"garbage"])
     assert np.isfinite(vecs[0]).all() and np.isnan(vecs[1]).all()

@@ -183,6 +183,8 @@ class Blip:
         ``rank_k`` (default :data:`~blipkit.defaults.VQA_RANK_K`) whose first token is likeliest are
         scored in full, as BLIP does (:func:`blipkit.tasks.ask.rank_answers`).
         """
+        if choices is not None and not choices:
+            raise ValueError("choices is empty: give candidate answers, or None to generate an answer")
         batch_size = batch_size or self.batch_size
         feats = self.encode_images(images, batch_size=batch_size, progress=progress)
         qs = [questions] * len(feats) if isinstance(questions, str) else list(questions)

@@ -28,6 +28,9 @@ def text_vectors(ckpt: Checkpoint, texts: Sequence[str]) -> torch.Tensor:
 
 def similarity(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor) -> np.ndarray:
     """Cosine similarity matrix of two sets of vectors (rows), as float32 numpy."""
-    ta = F.normalize(torch.as_tensor(np.asarray(a), dtype=torch.float32).reshape(-1, np.shape(a)[-1]), dim=-1)
-    tb = F.normalize(torch.as_tensor(np.asarray(b), dtype=torch.float32).reshape(-1, np.shape(b)[-1]), dim=-1)
-    return (ta @ tb.T).numpy()
+    ta, tb = (torch.as_tensor(np.asarray(x), dtype=torch.float32).reshape(-1, np.shape(x)[-1])
+              for x in (a, b))
+    if ta.shape[1] != tb.shape[1]:
+        raise ValueError(f"cannot compare vectors of {ta.shape[1]} and {tb.shape[1]} dimensions "
+                         "(embeddings of two different models?)")
+    return (F.normalize(ta, dim=-1) @ F.normalize(tb, dim=-1).T).numpy()
