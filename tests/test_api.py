@@ -24,6 +24,19 @@ def test_load_reports_tasks_and_checks_task(tiny_models) -> None:
         blipkit.load(tiny_models["caption"], task="vqa")
 
 
+def test_unusable_device_or_dtype_fails_before_loading(tiny_models) -> None:
+    import torch
+
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no usable CUDA"):
+            blipkit.load(tiny_models["builtin"], device="cuda")
+    with pytest.raises(ValueError, match="not a device: 'gpu'"):
+        blipkit.load(tiny_models["builtin"], device="gpu")
+    with pytest.raises(ValueError, match="dtype must be one of"):
+        blipkit.load(tiny_models["builtin"], dtype="float8")
+    assert blipkit.load(tiny_models["builtin"], dtype="BF16", fast=False).checkpoint.dtype == torch.bfloat16
+
+
 def test_wrong_head_fails_with_clear_error(tiny_models, images) -> None:
     blip = blipkit.load(tiny_models["caption"])
     with pytest.raises(UnsupportedModelError, match="itc"):

@@ -39,6 +39,9 @@ def test_local_folder_and_errors(tiny_models, tmp_path) -> None:
         resolve.resolve_checkpoint(tmp_path)
     with pytest.raises(ModelNotFoundError, match="alias"):
         resolve.resolve_checkpoint("./does/not/exist")
+    for empty in ("", "  "):  # not the current folder
+        with pytest.raises(ModelNotFoundError, match="model name is empty"):
+            resolve.resolve_checkpoint(empty)
 
 
 def test_builtin_dir_env_override(tiny_models, monkeypatch) -> None:

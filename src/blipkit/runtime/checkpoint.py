@@ -138,6 +138,30 @@ def use_fast(fast: bool | None, device: str | torch.device, dtype: torch.dtype) 
     return has_fast_bf16()
 
 
+def _torch_dtype(dtype: str | torch.dtype) -> torch.dtype:
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    try:
+        return DTYPES[str(dtype).lower()]
+    except KeyError:
+        raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, not {dtype!r}") from None
+
+
+def _usable_device(device: str | torch.device) -> torch.device:
+    """``device`` as a torch device, refused up front when this machine cannot run it."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"not a device: {device!r}; use cpu, cuda, cuda:1, mps...") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r}: this torch build or machine has no usable CUDA GPU; use cpu")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ValueError(f"device {device!r}: there are {torch.cuda.device_count()} CUDA devices")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device {device!r}: Apple's MPS backend is not available here; use cpu")
+    return dev
+
+
 def load_checkpoint(
     name: str,
     path: Path,
@@ -146,9 +170,10 @@ def load_checkpoint(
     dtype: str | torch.dtype = "float32",
     fast: bool | None = None,
 ) -> Checkpoint:
+    torch_dtype = _torch_dtype(dtype)
+    device = _usable_device(device)
     architecture = read_architecture(path)
     cls, tasks = ARCHITECTURES[architecture]
-    torch_dtype = DTYPES[dtype] if isinstance(dtype, str) else dtype
     fast = use_fast(fast, device, torch_dtype)
     if not any(path.glob("*.safetensors")):
         raise ModelNotFoundError(f"{path} has no .safetensors weights; blipkit loads safetensors only")

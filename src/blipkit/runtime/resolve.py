@@ -70,6 +70,9 @@ def hub_offline() -> bool:
 def resolve_checkpoint(name_or_path: str | os.PathLike[str]) -> Path:
     """Return a local folder holding ``config.json`` and safetensors weights for ``name_or_path``."""
     name = str(name_or_path)
+    if not name.strip():  # Path("") is the current folder: never guess that an empty name meant it
+        raise ModelNotFoundError(
+            f"the model name is empty; give {BUILTIN_NAME}, an alias, a hub id or a folder")
     if name == BUILTIN_NAME:
         folder = builtin_dir()
         if not (folder / "config.json").is_file():
