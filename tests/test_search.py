@@ -100,6 +100,9 @@ def test_hybrid_fusion_on_planted_rows(tmp_path: Path) -> None:
     # ... and surfaces a caption match from far down the vector ranking
     deep = search_vector(index, query, text="cat", k=2, candidates=6, text_weight=1.0)
     assert "/planted/0004.jpg" in {h.path for h in deep}
+    for bad_k in (0, -1):
+        with pytest.raises(ValueError, match="k \\(how many results\\)"):
+            search_vector(index, query, k=bad_k)
     # weight 0 is the vector ranking alone; a negative weight is refused
     assert search_vector(index, query, text="red bicycle", k=6, text_weight=0.0) == plain
     with pytest.raises(ValueError, match="text_weight"):

@@ -13,6 +13,7 @@ import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from numbers import Integral
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -125,6 +126,7 @@ def search(
     """
     if text is not None and not text.strip():
         raise TextError("the search text is empty")
+    _check_k(k)
     vec = query_vector(blip, text, image)
     use_rerank = rerank and text is not None
     depth = max(k, rerank_candidates) if use_rerank else k
@@ -133,6 +135,11 @@ def search(
     if use_rerank:
         hits = rerank_hits(blip, hits, text)  # type: ignore[arg-type]
     return hits[:k]
+
+
+def _check_k(k: int) -> None:
+    if isinstance(k, bool) or not isinstance(k, Integral) or k < 1:  # hits[:-1] would quietly drop one
+        raise ValueError(f"k (how many results) must be an integer >= 1, not {k!r}")
 
 
 def search_vector(
@@ -147,6 +154,7 @@ def search_vector(
 ) -> list[SearchHit]:
     """First-stage search with a ready query vector; with ``text``, hybrid with the caption full-text
     (weighted ``text_weight``; 0 leaves the full text out)."""
+    _check_k(k)
     if not text_weight >= 0:
         raise ValueError(f"text_weight must be >= 0, not {text_weight}")
     table = index.images()
