@@ -118,6 +118,20 @@ def test_embeddings_are_normalised_and_similarity_matches(builtin, images) -> No
     np.testing.assert_allclose(builtin.similarity(img, txt), img @ txt.T, atol=1e-5)
 
 
+def test_a_negative_batch_size_or_tag_count_is_refused_not_a_silent_loss(builtin, images) -> None:
+    from blipkit.tasks.tags import tag_features
+
+    for call in (lambda: builtin.caption(images, batch_size=-1),
+                 lambda: builtin.match(images, "a", batch_size=-1),
+                 lambda: builtin.embed_images(images, batch_size=-1)):
+        with pytest.raises(ValueError, match="batch size must be >= 1"):
+            call()  # it returned [] (every input dropped) before
+    feats = builtin.encode_images(images[:1])
+    with pytest.raises(ValueError, match="tags per image"):
+        tag_features(builtin.checkpoint, feats, ["dog", "cat", "car"], k=-1)
+    assert len(tag_features(builtin.checkpoint, feats, ["dog", "cat", "car"], k=None)[0].tags) == 3
+
+
 def test_similarity_of_different_sizes_and_empty_choices_are_refused(builtin, images) -> None:
     with pytest.raises(ValueError, match="256 and 128 dimensions"):
         builtin.similarity(np.ones((2, 256)), np.ones((3, 128)))

@@ -228,6 +228,8 @@ def progress_bar(total: int, enabled: bool, unit: str = "img") -> Iterator[Any]:
 
 
 def chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
+    if size < 1:
+        raise ValueError(f"batch size must be >= 1, got {size}")
     for start in range(0, len(items), size):
         yield items[start : start + size]
 

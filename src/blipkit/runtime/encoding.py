@@ -62,6 +62,8 @@ class ImageFeatures:
 
 
 def batched(items: Sequence, size: int) -> Iterator[tuple[int, Sequence]]:
+    if size < 1:  # a negative size would yield nothing: every input silently dropped
+        raise ValueError(f"batch size must be >= 1, got {size}")
     for start in range(0, len(items), size):
         yield start, items[start : start + size]
 

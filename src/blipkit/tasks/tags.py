@@ -122,6 +122,8 @@ def tag_features(
     ``label_vectors`` (from :func:`text_matrix` over :func:`prompts`) saves re-encoding the
     vocabulary across calls.
     """
+    if k is not None and (isinstance(k, bool) or k < 1):  # labels[:-1] would quietly drop one
+        raise ValueError(f"k (tags per image) must be >= 1 or None, not {k!r}")
     results = [TagResult(image=label) for label in features.labels]
     for i, exc in features.errors.items():
         results[i].fail(exc)
