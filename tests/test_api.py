@@ -216,6 +216,12 @@ def test_overlong_generation_request_is_capped(builtin, images) -> None:
     # the tiny model has 64 positions: 500 new tokens must be capped, not crash inside transformers
     [result] = builtin.caption(images[:1], decoding="greedy", max_new_tokens=500, min_new_tokens=500)
     assert result.ok and len(result.caption.split()) < 64
+    # a prompt that fills every position leaves nothing to write: a clear error, not an IndexError
+    positions = builtin.checkpoint.text_config.max_position_embeddings
+    [result] = builtin.caption(images[:1], prompt="word " * positions)
+    assert result.error_code == "bad_text" and f"this model reads at most {positions - 1}" in result.error
+    [result] = builtin.caption(images[:1], prompt="word", decoding="greedy", max_new_tokens=positions)
+    assert result.ok and result.caption.startswith("word")  # a prompt that fits leaves the rest to write
 
 
 def test_no_repeated_words_keeps_each_content_word_once(builtin, images) -> None:

@@ -8,15 +8,16 @@ share — and returns one entry per payload: its result, or the exception that f
 from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
 from blipkit.blip import Blip
-from blipkit.errors import BlipkitError, TextError
+from blipkit.errors import BlipkitError
 from blipkit.results import Result
+from blipkit.tasks import caption as caption_task
 from blipkit.tasks.generation import GenerationSettings
 
 CAPTION, ASK, MATCH, EMBED = "caption", "ask", "match", "embed"
@@ -87,11 +88,9 @@ class Handlers:
     # key: (prompt, GenerationSettings); payload: list of images
     def caption(self, key: Hashable, payloads: Sequence[list[Image.Image]]) -> list[Any]:
         prompt, settings = key  # type: ignore[misc]
-        # Here, not in the request handler: the tokenizer is used by this thread only.
-        budget = token_budget(self.blip, prompt)
-        if settings.max_new_tokens > budget:
-            settings = replace(settings, max_new_tokens=budget,
-                               min_new_tokens=min(settings.min_new_tokens, budget))
+        # A prompt too long for the decoder fails the request (422), not each image in it. Here, not
+        # in the request handler: the tokenizer is used by this thread only.
+        caption_task.prompt_ids(self.blip.checkpoint, prompt, 1)
         images = [im for job in payloads for im in job]
         results = self.blip.caption(images, prompt=prompt, settings=settings, batch_size=len(images))
         return _per_job(list(results), [len(job) for job in payloads])
@@ -164,17 +163,6 @@ class Handlers:
             except BlipkitError as exc:
                 out.append(exc)
         return out
-
-
-def token_budget(blip: Blip, prompt: str | None) -> int:
-    """How many tokens the decoder can still write after [DEC] and the prompt (a model reads at most
-    ``max_position_embeddings`` positions; asking for more crashes the decoder)."""
-    ckpt = blip.checkpoint
-    max_positions = int(getattr(ckpt.text_config, "max_position_embeddings", 512))
-    start = len(ckpt.tokenizer(prompt)["input_ids"]) - 1 if prompt else 1
-    if start >= max_positions:
-        raise TextError(f"the prompt is {start} tokens long; this model reads at most {max_positions - 1}")
-    return max_positions - start
 
 
 def generation_settings(decoding: str, num_beams: int, max_new_tokens: int) -> GenerationSettings:

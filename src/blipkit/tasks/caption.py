@@ -4,16 +4,24 @@ from __future__ import annotations
 
 import torch
 
+from blipkit.errors import TextError
 from blipkit.runtime.checkpoint import CAPTION, Checkpoint
 from blipkit.runtime.encoding import check_text
 from blipkit.tasks.generation import GenerationSettings, generate, sequence_logprobs
 
 
 def prompt_ids(ckpt: Checkpoint, prompt: str | None, batch: int) -> torch.Tensor:
-    """The decoder's start: [DEC] followed by the prompt's tokens (as transformers' BLIP does)."""
+    """The decoder's start: [DEC] followed by the prompt's tokens (as transformers' BLIP does).
+
+    A prompt that fills the decoder's positions (nothing left to write) is a TextError; a caption
+    longer than the room left is capped by :func:`~blipkit.tasks.generation.generate`.
+    """
     text = ckpt.text_config
     if prompt:
         ids = ckpt.tokenizer(check_text(prompt, "prompt"), return_tensors="pt")["input_ids"][:, :-1]
+        if ids.shape[1] >= text.max_position_embeddings:
+            raise TextError(f"the prompt is {ids.shape[1]} tokens long; this model reads at most "
+                            f"{text.max_position_embeddings - 1}")
     else:
         ids = torch.tensor([[text.bos_token_id]])
     ids = ids.clone()
