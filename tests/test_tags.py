@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from blipkit.errors import PolicyError
+from blipkit.errors import PolicyError, TextError
 from blipkit.tasks import tags as tags_task
 from test_index_helpers import blip, cli_app, make_images, tiny_builtin  # noqa: F401
 
@@ -33,6 +33,8 @@ def test_custom_vocabulary_and_errors(tmp_path: Path) -> None:
     with pytest.raises(PolicyError, match="placeholder"):
         tags_task.prompts(["dog"], "a photo")
     assert tags_task.prompts(["dog"]) == ["a photo of a dog"]
+    with pytest.raises(TextError, match=r"label 'xxxx.*characters long"):  # it crashed the tag command
+        tags_task.prompts(["dog", "x" * 20_000])
 
 
 def test_softmax_scores_and_pick() -> None:

@@ -21,7 +21,7 @@ from blipkit import defaults
 from blipkit.errors import PolicyError
 from blipkit.results import TagResult
 from blipkit.runtime.checkpoint import ITM, Checkpoint
-from blipkit.runtime.encoding import ImageFeatures, batched
+from blipkit.runtime.encoding import ImageFeatures, batched, check_text
 from blipkit.tasks import embed as embed_task
 from blipkit.tasks import match as match_task
 
@@ -48,9 +48,13 @@ def read_labels(path: str | os.PathLike[str] | None = None) -> list[str]:
 
 
 def prompts(labels: Sequence[str], template: str = defaults.TAG_PROMPT) -> list[str]:
+    """One prompt per label; a prompt that is not a usable text (too long...) names its label."""
     if "{label}" not in template:
         raise PolicyError(f"the prompt template {template!r} has no {{label}} placeholder")
-    return [template.format(label=label) for label in labels]
+    out = [template.format(label=label) for label in labels]
+    for label, text in zip(labels, out, strict=True):
+        check_text(text, f"the prompt of label {label[:40]!r}{'...' if len(label) > 40 else ''}")
+    return out
 
 
 def temperature(ckpt: Checkpoint) -> float:
