@@ -25,8 +25,6 @@ from blipkit.runtime.fast import (
     FastPlan,
     PackedLinear,
     RescoredLinear,
-    _probe,
-    _row_repeat,
     apply_fast,
     default_plan,
     flop_formulas,
@@ -34,6 +32,8 @@ from blipkit.runtime.fast import (
     make_linear,
     read_safetensors,
 )
+from blipkit.runtime.fast.attention import _row_repeat
+from blipkit.runtime.fast.plan import _probe
 from blipkit.tasks.generation import GenerationSettings
 
 GREEDY = GenerationSettings(decoding="greedy", max_new_tokens=6, min_new_tokens=6, no_repeat_ngram_size=0)
