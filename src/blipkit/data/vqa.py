@@ -42,7 +42,8 @@ IMAGE_NAME_PATTERNS: tuple[str, ...] = (
     "{id}.png",
 )
 
-_ROW_COLUMNS = {"question", "question_id", "answers", "answer", "multiple_choice_answer", "split", "image_id"}
+_ROW_COLUMNS = {*columns.QUESTION_COLUMNS, "question_id", *columns.ANSWER_COLUMNS, columns.SPLIT_COLUMN,
+                *columns.ID_COLUMNS}
 
 
 @dataclass

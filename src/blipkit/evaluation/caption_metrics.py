@@ -28,7 +28,6 @@ from blipkit.errors import DataError
 PUNCTUATIONS = frozenset(
     ["''", "'", "``", "`", "-LRB-", "-RRB-", "-LCB-", "-RCB-", ".", "?", "!", ",", ":", "-", "--", "...", ";"]
 )
-METRIC_NAMES = ("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "METEOR", "ROUGE-L", "CIDEr")
 SPICE_NOTE = "SPICE skipped: it needs Stanford CoreNLP models downloaded on first use"
 JAVA_TIMEOUT_S = 600.0
 

@@ -20,6 +20,7 @@ import numpy as np
 from blipkit import defaults
 from blipkit.errors import BlipkitError, ImageNotFoundError, ImageTooLargeError
 from blipkit.index.scan import FileInfo, content_hash, find_images, read_bytes
+from blipkit.index.schema import CONTENT_COLUMNS, STAMP_COLUMN
 from blipkit.index.store import FileState, ImageIndex
 from blipkit.tasks import embed as embed_task
 from blipkit.tasks import tags as tags_task
@@ -172,10 +173,9 @@ def _commit_chunk(
 
 def _row(item: _Pending, content: dict[str, Any], now: dt.datetime) -> dict[str, Any]:
     return {
-        **{k: content[k] for k in ("width", "height", "caption", "caption_confidence", "vector", "tags",
-                                   "tag_scores")},
+        **{k: content[k] for k in CONTENT_COLUMNS},
         "path": item.info.path, "hash": item.hash, "size": item.info.size, "mtime_ns": item.info.mtime_ns,
-        "indexed_at": now,
+        STAMP_COLUMN: now,
     }
 
 

@@ -10,8 +10,6 @@ META_FILE = "blipkit_index.json"
 FORMAT_VERSION = 1
 KEY = "path"  # every write is an upsert keyed on the file's absolute path
 
-# Columns that describe the file, as opposed to what the model made of it.
-FILE_COLUMNS = ("path", "hash", "size", "mtime_ns")
 # Columns read to decide whether a file changed since it was indexed.
 STATE_COLUMNS = ("path", "hash", "size", "mtime_ns")
 # Columns a search hit returns (the vector is fetched separately when needed).
@@ -32,8 +30,27 @@ def images_schema(dim: int) -> pa.Schema:
         pa.field("vector", pa.list_(pa.float32(), dim)),  # L2-normalised ITC image embedding
         pa.field("tags", pa.list_(pa.string())),
         pa.field("tag_scores", pa.list_(pa.float32())),
-        pa.field("indexed_at", pa.timestamp("us", tz="UTC")),
+        pa.field(STAMP_COLUMN, pa.timestamp("us", tz="UTC")),
     ])
+
+
+STAMP_COLUMN = "indexed_at"  # when the row was written
+# What an indexer makes of one image: every column of the images table but the stamp ...
+WRITTEN_COLUMNS = tuple(f.name for f in images_schema(1) if f.name != STAMP_COLUMN)
+# ... of which these come from the model and the decoded image, the others from the file.
+CONTENT_COLUMNS = tuple(c for c in WRITTEN_COLUMNS if c not in STATE_COLUMNS)
+
+
+def written_fields() -> tuple[pa.Field, ...]:
+    """:data:`WRITTEN_COLUMNS` as fields for a batch job's Parquet parts: nullable (a part holds the failed
+    images too) and with a vector of any length (a part is written before the model's dimension is known)."""
+    fields = []
+    for f in images_schema(1):
+        if f.name == STAMP_COLUMN:
+            continue
+        kind = pa.list_(pa.float32()) if f.name == "vector" else f.type
+        fields.append(pa.field(f.name, kind))
+    return tuple(fields)
 
 
 def failures_schema() -> pa.Schema:

@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 
 from blipkit import defaults
 from blipkit.errors import ImageNotFoundError, ImageTooLargeError, JobError
+from blipkit.index.schema import written_fields
 from blipkit.io import is_url
 from blipkit.jobs.ops import ModelOp
 from blipkit.jobs.reader import Sample
@@ -33,13 +33,7 @@ def content_hash(data: bytes) -> str:
 class IndexOp(ModelOp):
     """Caption + ITC vector + tags + file facts per image, ready for :meth:`ImageIndex.upsert`."""
 
-    fields = (
-        pa.field("path", pa.string()), pa.field("hash", pa.string()), pa.field("size", pa.int64()),
-        pa.field("mtime_ns", pa.int64()), pa.field("width", pa.int32()), pa.field("height", pa.int32()),
-        pa.field("caption", pa.string()), pa.field("caption_confidence", pa.float32()),
-        pa.field("vector", pa.list_(pa.float32())), pa.field("tags", pa.list_(pa.string())),
-        pa.field("tag_scores", pa.list_(pa.float32())),
-    )
+    fields = written_fields()
 
     def __init__(self, spec: JobSpec) -> None:
         from blipkit.tasks import tags as tags_task

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from blipkit.errors import JobError
+from blipkit.index.schema import STAMP_COLUMN, WRITTEN_COLUMNS
 from blipkit.jobs import manifest
 from blipkit.jobs.runner import ShardReport
 from blipkit.jobs.shards import Shard, input_digest
@@ -25,8 +26,6 @@ from blipkit.jobs.writers import PartWriter
 
 STAGING = "_job"
 MARKER = "ingested-{:05d}.json"
-INDEX_COLUMNS = ("path", "hash", "size", "mtime_ns", "width", "height", "caption", "caption_confidence",
-                 "vector", "tags", "tag_scores")
 
 
 class IndexDestination:
@@ -79,7 +78,7 @@ class IndexDestination:
             return  # ingested already (a retried shard reports twice)
         rows = pq.read_table(part.path).to_pylist()
         now = dt.datetime.now(dt.UTC)
-        good = [{**{k: r[k] for k in INDEX_COLUMNS}, "indexed_at": now} for r in rows if not r.get("error")]
+        good = [{**{k: r[k] for k in WRITTEN_COLUMNS}, STAMP_COLUMN: now} for r in rows if not r.get("error")]
         bad = [{"path": r["path"], "hash": r["hash"] or "", "size": r["size"] or 0,
                 "mtime_ns": r["mtime_ns"] or 0, "error": r["error"], "error_code": r["error_code"]}
                for r in rows if r.get("error")]
