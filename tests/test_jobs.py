@@ -345,3 +345,52 @@ def test_killed_run_resumes_to_the_uninterrupted_output(model: str, tmp_path: Pa
     assert read_output(str(crashed)).equals(read_output(str(reference)))
     keys = read_output(str(crashed)).column("key").to_pylist()
     assert len(keys) == len(set(keys)) == 120
+
+
+def test_job_caption_takes_every_decoding_option_of_caption(model: str, images: list[Path],
+                                                           tmp_path: Path) -> None:
+    """`job caption` decodes as `caption` does, options included; a bad value fails before any work."""
+    from typer.testing import CliRunner
+
+    import blipkit
+    from blipkit.cli.main import app
+    from blipkit.tasks.generation import GenerationSettings
+
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for p in images[:4]:
+        (folder / p.name).write_bytes(p.read_bytes())
+    base = ["job", "caption", "--input", str(folder), "--model", model, "--format", "jsonl", "--no-progress",
+            "--decoding", "greedy", "--max-new-tokens", "8", "--min-new-tokens", "8"]
+    loose = ["--allow-repeat-words", "--no-repeat-ngram-size", "0", "--repetition-penalty", "0.5"]
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, [*base, *loose, "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in (out / "part-00000.jsonl").read_text().splitlines()]
+    settings = GenerationSettings(decoding="greedy", max_new_tokens=8, min_new_tokens=8,
+                                  no_repeat_words=False, no_repeat_ngram_size=0, repetition_penalty=0.5)
+    expected = blipkit.load(model).caption(sorted(str(p) for p in folder.iterdir()), settings=settings)
+    assert [r["caption"] for r in rows] == [e.caption for e in expected]
+    default = blipkit.load(model).caption(sorted(str(p) for p in folder.iterdir()),
+                                          settings=GenerationSettings(decoding="greedy", max_new_tokens=8,
+                                                                      min_new_tokens=8))
+    assert [e.caption for e in expected] != [e.caption for e in default]  # the options did change something
+
+    bad = CliRunner().invoke(app, [*base, "--repetition-penalty", "0", "--output", str(tmp_path / "bad")])
+    assert bad.exit_code != 0 and "repetition_penalty" in bad.output
+    assert not (tmp_path / "bad").exists()
+
+
+@pytest.mark.parametrize(("op", "options", "says"), [
+    ("caption", {"num_beams": 0}, "num_beams"),
+    ("index", {"tags": -1}, "tags"),
+    ("capfilt", {"threshold": 2}, "threshold"),
+    ("capfilt", {"top_p": 0}, "top_p"),
+])
+def test_bad_options_are_refused_before_the_output_is_made(model: str, images: list[Path], tmp_path: Path,
+                                                           op: str, options: dict, says: str) -> None:
+    """A refused job leaves no output folder behind: its manifest would block the corrected re-run."""
+    out = tmp_path / "out"
+    with pytest.raises(JobError, match=says):
+        run_job(JobSpec(op, str(images[0].parent), str(out), model=model, options=options), progress=False)
+    assert not out.exists()

@@ -41,6 +41,16 @@ JsonOption = typer.Option(False, "--json", help="One JSON object per line on std
 OutOption = typer.Option(None, "--out", "-o", help="Write results to FILE.jsonl, .csv or .parquet.")
 ResumeOption = typer.Option(False, "--resume", help="Skip images already in --out.")
 ProgressOption = typer.Option(True, "--progress/--no-progress", help="Progress bar on stderr.")
+# Decoding (blipkit.tasks.generation.GenerationSettings), the same on every command that writes captions.
+DecodingOption = typer.Option(defaults.DECODING, "--decoding", help=defaults.DECODING_HELP)
+NumBeamsOption = typer.Option(defaults.NUM_BEAMS, "--num-beams", min=1)
+MaxNewTokensOption = typer.Option(defaults.MAX_NEW_TOKENS, "--max-new-tokens", min=1)
+MinNewTokensOption = typer.Option(defaults.MIN_NEW_TOKENS, "--min-new-tokens", min=0)
+TopPOption = typer.Option(defaults.TOP_P, "--top-p", help="Nucleus sampling's p.")
+TemperatureOption = typer.Option(defaults.TEMPERATURE, "--temperature", help="Sampling temperature.")
+RepetitionPenaltyOption = typer.Option(defaults.REPETITION_PENALTY, "--repetition-penalty",
+                                       help="Above 1 makes repeated tokens less likely.")
+NoRepeatNgramOption = typer.Option(defaults.NO_REPEAT_NGRAM_SIZE, "--no-repeat-ngram-size", min=0)
 NoRepeatWordsOption = typer.Option(
     defaults.NO_REPEAT_WORDS,
     "--no-repeat-words/--allow-repeat-words",

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import typer
 
-from blipkit import defaults
 from blipkit.cli import common as c
 
 
@@ -24,14 +23,14 @@ def caption(
     prompt: str = typer.Option(
         None, "--prompt", "-p", help='Text the caption continues, e.g. "a photography of".'
     ),
-    decoding: str = typer.Option(defaults.DECODING, "--decoding", help=defaults.DECODING_HELP),
-    num_beams: int = typer.Option(defaults.NUM_BEAMS, "--num-beams", min=1),
-    max_new_tokens: int = typer.Option(defaults.MAX_NEW_TOKENS, "--max-new-tokens", min=1),
-    min_new_tokens: int = typer.Option(defaults.MIN_NEW_TOKENS, "--min-new-tokens", min=0),
-    top_p: float = typer.Option(defaults.TOP_P, "--top-p"),
-    temperature: float = typer.Option(defaults.TEMPERATURE, "--temperature"),
-    repetition_penalty: float = typer.Option(defaults.REPETITION_PENALTY, "--repetition-penalty"),
-    no_repeat_ngram_size: int = typer.Option(defaults.NO_REPEAT_NGRAM_SIZE, "--no-repeat-ngram-size", min=0),
+    decoding: str = c.DecodingOption,
+    num_beams: int = c.NumBeamsOption,
+    max_new_tokens: int = c.MaxNewTokensOption,
+    min_new_tokens: int = c.MinNewTokensOption,
+    top_p: float = c.TopPOption,
+    temperature: float = c.TemperatureOption,
+    repetition_penalty: float = c.RepetitionPenaltyOption,
+    no_repeat_ngram_size: int = c.NoRepeatNgramOption,
     no_repeat_words: bool = c.NoRepeatWordsOption,
     model: str = c.ModelOption,
     device: str = c.DeviceOption,

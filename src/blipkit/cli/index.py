@@ -83,9 +83,8 @@ def index_add(
     fast: bool | None = c.FastOption, batch_size: int = c.BatchOption,
     commit_every: int = typer.Option(defaults.INDEX_COMMIT_EVERY, "--commit-every", min=1,
                                      help="Images per atomic write: the most a crash can cost."),
-    decoding: str = typer.Option(defaults.DECODING, "--decoding", help=defaults.DECODING_HELP),
-    num_beams: int = typer.Option(defaults.NUM_BEAMS, "--num-beams", min=1),
-    max_new_tokens: int = typer.Option(defaults.MAX_NEW_TOKENS, "--max-new-tokens", min=1),
+    decoding: str = c.DecodingOption, num_beams: int = c.NumBeamsOption,
+    max_new_tokens: int = c.MaxNewTokensOption,
     n_tags: int = typer.Option(defaults.INDEX_TAGS, "--tags", min=0, help="Tags stored per image."),
     as_json: bool = c.JsonOption, progress: bool = c.ProgressOption,
 ) -> None:
@@ -376,9 +375,8 @@ def alt_text(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing alt text too."),
     root: Path = typer.Option(None, "--root", help="Site root for /absolute image paths (default: the "
                               "document's folder)."),
-    decoding: str = typer.Option(defaults.DECODING, "--decoding", help=defaults.DECODING_HELP),
-    num_beams: int = typer.Option(defaults.NUM_BEAMS, "--num-beams", min=1),
-    max_new_tokens: int = typer.Option(defaults.MAX_NEW_TOKENS, "--max-new-tokens", min=1),
+    decoding: str = c.DecodingOption, num_beams: int = c.NumBeamsOption,
+    max_new_tokens: int = c.MaxNewTokensOption,
     model: str = c.ModelOption, device: str = c.DeviceOption, dtype: str = c.DtypeOption,
     threads: int = c.ThreadsOption,
     fast: bool | None = c.FastOption, batch_size: int = c.BatchOption, as_json: bool = c.JsonOption,

@@ -147,11 +147,11 @@ def _run(op: str, options: dict[str, Any], o: Common) -> None:
 def caption_job(
     src: str = InputOption, dst: str = OutputOption,
     prompt: str = typer.Option(None, "--prompt", "-p", help="Text the caption continues."),
-    decoding: str = typer.Option(defaults.DECODING, "--decoding", help=defaults.DECODING_HELP),
-    num_beams: int = typer.Option(defaults.NUM_BEAMS, "--num-beams", min=1),
-    max_new_tokens: int = typer.Option(defaults.MAX_NEW_TOKENS, "--max-new-tokens", min=1),
-    min_new_tokens: int = typer.Option(defaults.MIN_NEW_TOKENS, "--min-new-tokens", min=0),
-    top_p: float = typer.Option(defaults.TOP_P, "--top-p"),
+    decoding: str = c.DecodingOption, num_beams: int = c.NumBeamsOption,
+    max_new_tokens: int = c.MaxNewTokensOption, min_new_tokens: int = c.MinNewTokensOption,
+    top_p: float = c.TopPOption, temperature: float = c.TemperatureOption,
+    repetition_penalty: float = c.RepetitionPenaltyOption, no_repeat_ngram_size: int = c.NoRepeatNgramOption,
+    no_repeat_words: bool = c.NoRepeatWordsOption,
     engine: str = EngineOption, address: str = AddressOption, workers: int = WorkersOption,
     batch_size: int = c.BatchOption, model: str = c.ModelOption, shard_size: int = ShardOption,
     fmt: str = FormatOption, overwrite: bool = OverwriteOption, device: str = c.DeviceOption,
@@ -161,8 +161,12 @@ def caption_job(
     progress: bool = c.ProgressOption, as_json: bool = JsonSummaryOption,
 ) -> None:
     """Caption every image. Rows: key, image, caption, confidence, error, error_code."""
-    options: dict[str, Any] = {"decoding": decoding, "num_beams": num_beams, "max_new_tokens": max_new_tokens,
-                               "min_new_tokens": min_new_tokens, "top_p": top_p}
+    options: dict[str, Any] = {
+        "decoding": decoding, "num_beams": num_beams, "max_new_tokens": max_new_tokens,
+        "min_new_tokens": min_new_tokens, "top_p": top_p, "temperature": temperature,
+        "repetition_penalty": repetition_penalty, "no_repeat_ngram_size": no_repeat_ngram_size,
+        "no_repeat_words": no_repeat_words,
+    }
     if prompt:
         options["prompt"] = prompt
     _run("caption", options, Common(
@@ -217,7 +221,7 @@ def capfilt_job(
                                     help="Keep texts whose ITM probability reaches this."),
     num_synthetic: int = typer.Option(defaults.CAPFILT_NUM_SYNTHETIC, "--num-synthetic", min=0,
                                       help="Synthetic captions per image (nucleus sampling)."),
-    top_p: float = typer.Option(defaults.TOP_P, "--top-p", help="Nucleus sampling's p."),
+    top_p: float = c.TopPOption,
     captioner: str = typer.Option(None, "--captioner", help="Captioning model (default: --model)."),
     text_column: str = TextColumnOption,
     engine: str = EngineOption, address: str = AddressOption, workers: int = WorkersOption,

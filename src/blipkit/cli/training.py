@@ -15,13 +15,17 @@ import typer
 
 from blipkit import defaults
 from blipkit.cli.common import (
+    DecodingOption,
     DeviceOption,
     DtypeOption,
     FastOption,
+    MaxNewTokensOption,
     ModelOption,
     NoRepeatWordsOption,
+    NumBeamsOption,
     ProgressOption,
     ThreadsOption,
+    TopPOption,
     check_writable,
     fail,
     load_model,
@@ -228,9 +232,9 @@ def eval_caption(
     out_dir: Path | None = OutDirOption,
     image_root: Path | None = ImageRootOption,
     skip_bad: bool = SkipBadOption,
-    decoding: str = typer.Option(defaults.DECODING, "--decoding", help=defaults.DECODING_HELP),
-    num_beams: int = typer.Option(defaults.NUM_BEAMS, "--num-beams", min=1),
-    max_new_tokens: int = typer.Option(defaults.MAX_NEW_TOKENS, "--max-new-tokens", min=1),
+    decoding: str = DecodingOption,
+    num_beams: int = NumBeamsOption,
+    max_new_tokens: int = MaxNewTokensOption,
     no_repeat_words: bool = NoRepeatWordsOption,
     prompt: str | None = typer.Option(None, "--prompt", help="Text every caption continues."),
     meteor: bool = typer.Option(True, "--meteor/--no-meteor", help="METEOR (needs Java)."),
@@ -464,7 +468,7 @@ def capfilt_command(
     keep_top: float | None = typer.Option(
         None, "--keep-top", min=0.0, max=1.0, help="Instead: keep this fraction of all texts, best ITM first."
     ),
-    top_p: float = typer.Option(defaults.TOP_P, "--top-p", help="Nucleus sampling's p."),
+    top_p: float = TopPOption,
     seed: int = typer.Option(0, "--seed"),
     report: Path | None = typer.Option(None, "--report", help="JSON report (default: <out>.capfilt.json)."),
     decisions: Path | None = typer.Option(None, "--decisions", help="Every text's score and fate, as JSONL."),

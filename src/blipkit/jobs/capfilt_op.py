@@ -15,7 +15,7 @@ import pyarrow as pa
 
 from blipkit import defaults
 from blipkit.errors import BlipkitError, JobError
-from blipkit.jobs.ops import HEAD, TAIL, ModelOp, _fail
+from blipkit.jobs.ops import HEAD, TAIL, ModelOp, _fail, generation_settings
 from blipkit.jobs.reader import Sample
 from blipkit.jobs.spec import JobSpec
 
@@ -28,19 +28,25 @@ class CapFiltOp(ModelOp):
         pa.field("kept", pa.bool_()),
     )
 
+    @classmethod
+    def parse_options(cls, options: dict[str, Any]) -> tuple[float, int, str | None, Any]:
+        options = dict(options)
+        threshold = options.pop("threshold", defaults.CAPFILT_THRESHOLD)
+        num_synthetic = options.pop("num_synthetic", defaults.CAPFILT_NUM_SYNTHETIC)
+        captioner = options.pop("captioner", None)
+        if not isinstance(threshold, int | float) or not 0 <= threshold <= 1:
+            raise JobError(f"bad capfilt options: threshold is an ITM probability, 0 to 1, not {threshold!r}")
+        if not isinstance(num_synthetic, int) or num_synthetic < 0:
+            raise JobError(f"bad capfilt options: num_synthetic must be a whole number >= 0, not "
+                           f"{num_synthetic!r}")
+        settings = generation_settings("capfilt", options, decoding="nucleus")
+        return float(threshold), num_synthetic, captioner, settings
+
     def __init__(self, spec: JobSpec) -> None:
         import blipkit
-        from blipkit.tasks.generation import GenerationSettings
 
+        self.threshold, self.num_synthetic, captioner, self.settings = self.parse_options(spec.options)
         super().__init__(spec)
-        options = dict(spec.options)
-        self.threshold = float(options.pop("threshold", defaults.CAPFILT_THRESHOLD))
-        self.num_synthetic = int(options.pop("num_synthetic", defaults.CAPFILT_NUM_SYNTHETIC))
-        captioner = options.pop("captioner", None)
-        try:
-            self.settings = GenerationSettings(**{"decoding": "nucleus", **options})
-        except (TypeError, ValueError) as exc:
-            raise JobError(f"bad capfilt options {options}: {exc}") from exc
         self.captioner = (blipkit.load(captioner, "caption", device=spec.device, dtype=spec.dtype,
                                        fast=spec.fast) if captioner else None)
         self.schema = pa.schema([*HEAD, *self.fields, *TAIL])

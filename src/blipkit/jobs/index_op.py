@@ -19,7 +19,7 @@ from blipkit import defaults
 from blipkit.errors import ImageNotFoundError, ImageTooLargeError, JobError
 from blipkit.index.schema import written_fields
 from blipkit.io import is_url
-from blipkit.jobs.ops import ModelOp
+from blipkit.jobs.ops import ModelOp, generation_settings
 from blipkit.jobs.reader import Sample
 from blipkit.jobs.spec import JobSpec
 
@@ -35,18 +35,20 @@ class IndexOp(ModelOp):
 
     fields = written_fields()
 
+    @classmethod
+    def parse_options(cls, options: dict[str, Any]) -> tuple[int, Any]:
+        options = dict(options)
+        n_tags = options.pop("tags", defaults.INDEX_TAGS)
+        if not isinstance(n_tags, int) or n_tags < 0:
+            raise JobError(f"bad index options: tags must be a whole number >= 0, not {n_tags!r}")
+        return n_tags, generation_settings("index", options)
+
     def __init__(self, spec: JobSpec) -> None:
         from blipkit.tasks import tags as tags_task
-        from blipkit.tasks.generation import GenerationSettings
 
+        self.n_tags, self.settings = self.parse_options(spec.options)
         super().__init__(spec)
         self.blip.checkpoint.require("caption")
-        options = dict(spec.options)
-        self.n_tags = int(options.pop("tags", defaults.INDEX_TAGS))
-        try:
-            self.settings = GenerationSettings(**options)
-        except (TypeError, ValueError) as exc:
-            raise JobError(f"bad index options {options}: {exc}") from exc
         ckpt = self.blip.checkpoint
         self.labels = tags_task.read_labels(None) if self.n_tags > 0 else []
         self.label_vectors = (tags_task.text_matrix(ckpt, tags_task.prompts(self.labels))

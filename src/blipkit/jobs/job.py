@@ -10,6 +10,7 @@ from typing import Any
 from blipkit import defaults
 from blipkit.errors import JobError
 from blipkit.jobs.destinations import open_destination
+from blipkit.jobs.ops import check_options
 from blipkit.jobs.runner import ShardReport
 from blipkit.jobs.shards import plan_shards
 from blipkit.jobs.spec import JobSpec
@@ -75,6 +76,7 @@ def run_job(
     if workers < 1:
         raise JobError("--workers must be at least 1")
     start = time.perf_counter()
+    check_options(spec)  # before the output folder is made: a refused job must leave nothing behind
     shards = plan_shards(spec)
     destination = open_destination(spec)
     resumed = destination.prepare(shards, overwrite)

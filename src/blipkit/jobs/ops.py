@@ -26,6 +26,12 @@ class ModelOp:
 
     fields: Sequence[pa.Field] = ()
 
+    @classmethod
+    def parse_options(cls, options: dict[str, Any]) -> Any:
+        """The op's settings from ``spec.options``; a JobError names a bad one. Needs no model, so that a
+        job can be refused before it writes anything (:func:`check_options`)."""
+        return None
+
     def __init__(self, spec: JobSpec) -> None:
         import blipkit
 
@@ -79,21 +85,30 @@ def _fail(row: dict[str, Any], exc: BlipkitError, label: str | None = None) -> N
     row["error"], row["error_code"] = message, exc.code
 
 
+def generation_settings(op: str, options: dict[str, Any], **base: Any) -> Any:
+    """``GenerationSettings(**base, **options)``, or a JobError that says which job's options are bad."""
+    from blipkit.tasks.generation import GenerationSettings
+
+    try:
+        return GenerationSettings(**{**base, **options})
+    except (TypeError, ValueError) as exc:
+        raise JobError(f"bad {op} options {options}: {exc}") from exc
+
+
 class CaptionOp(ModelOp):
     """``caption``: a caption and its confidence per image (decoding settings from ``spec.options``)."""
 
     fields = (pa.field("caption", pa.string()), pa.field("confidence", pa.float64()))
 
-    def __init__(self, spec: JobSpec) -> None:
-        from blipkit.tasks.generation import GenerationSettings
+    @classmethod
+    def parse_options(cls, options: dict[str, Any]) -> tuple[str | None, Any]:
+        options = dict(options)
+        prompt = options.pop("prompt", None)
+        return prompt, generation_settings("caption", options)
 
+    def __init__(self, spec: JobSpec) -> None:
+        self.prompt, self.settings = self.parse_options(spec.options)
         super().__init__(spec)
-        options = dict(spec.options)
-        self.prompt = options.pop("prompt", None)
-        try:
-            self.settings = GenerationSettings(**options)
-        except (TypeError, ValueError) as exc:
-            raise JobError(f"bad caption options {options}: {exc}") from exc
 
     def fill(self, rows: list[dict[str, Any]], samples: list[Sample], features: Any) -> None:
         results = self.blip.caption(features, prompt=self.prompt, settings=self.settings,
@@ -116,18 +131,28 @@ class EmbedOp(ModelOp):
             row["embedding"] = vector.tolist()
 
 
-def make_op(spec: JobSpec) -> ModelOp:
-    """The op ``spec.op`` names, with its model loaded."""
-    if spec.op == "caption":
-        return CaptionOp(spec)
-    if spec.op == "embed":
-        return EmbedOp(spec)
-    if spec.op == "index":
+def op_class(name: str) -> type[ModelOp]:
+    """The class of the op ``name``."""
+    if name == "caption":
+        return CaptionOp
+    if name == "embed":
+        return EmbedOp
+    if name == "index":
         from blipkit.jobs.index_op import IndexOp
 
-        return IndexOp(spec)
-    if spec.op == "capfilt":
+        return IndexOp
+    if name == "capfilt":
         from blipkit.jobs.capfilt_op import CapFiltOp
 
-        return CapFiltOp(spec)
-    raise JobError(f"unknown job {spec.op!r}")
+        return CapFiltOp
+    raise JobError(f"unknown job {name!r}")
+
+
+def make_op(spec: JobSpec) -> ModelOp:
+    """The op ``spec.op`` names, with its model loaded."""
+    return op_class(spec.op)(spec)
+
+
+def check_options(spec: JobSpec) -> None:
+    """Refuse a job whose options are bad before it loads a model or writes anything."""
+    op_class(spec.op).parse_options(spec.options)
