@@ -394,3 +394,19 @@ def test_bad_options_are_refused_before_the_output_is_made(model: str, images: l
     with pytest.raises(JobError, match=says):
         run_job(JobSpec(op, str(images[0].parent), str(out), model=model, options=options), progress=False)
     assert not out.exists()
+
+
+def test_a_run_that_wrote_no_shard_does_not_block_the_corrected_one(model: str, images: list[Path],
+                                                                    tmp_path: Path) -> None:
+    """A job that failed before its first shard (a model that is not there) leaves only its manifest; the
+    re-run with the right model takes the folder over. One that wrote a shard still guards it."""
+    out = tmp_path / "out"
+    source = str(images[0].parent)
+    with pytest.raises(Exception, match="no model folder"):
+        run_job(JobSpec("embed", source, str(out), model=str(tmp_path / "nope")), progress=False)
+    assert sorted(os.listdir(out)) == ["_job.json"]
+    summary = run_job(JobSpec("embed", source, str(out), model=model, shard_size=10), progress=False)
+    assert summary.rows == len(images) and (out / "_SUCCESS").exists()
+    with pytest.raises(JobError, match="differs in model"):
+        run_job(JobSpec("embed", source, str(out), model=str(tmp_path / "nope"), shard_size=10),
+                progress=False)

@@ -24,7 +24,9 @@ def check_or_write(root: Location, identity: dict[str, Any], digest: str, shards
     """Claim ``root`` for this job; True when it resumes an earlier run of the same job.
 
     ``owned`` are name prefixes of the files a job writes there; with ``overwrite`` they are deleted first.
-    A folder that holds other files and no manifest is refused rather than written into.
+    A folder that holds other files and no manifest is refused rather than written into. Another job's
+    manifest with no output beside it (that run stopped before its first shard: a model that would not
+    load, say) has nothing to mix with, so this job takes the folder over.
     """
     manifest = root.child(MANIFEST)
     wanted = {"version": VERSION, "job": identity, "input_digest": digest, "shards": shards}
@@ -38,15 +40,17 @@ def check_or_write(root: Location, identity: dict[str, Any], digest: str, shards
         except (OSError, ValueError) as exc:
             raise JobError(f"{manifest.name} is unreadable ({exc}); --overwrite starts afresh") from exc
         mine = {k: found.get(k) for k in wanted}
-        if mine != wanted:
+        if mine == wanted:
+            return True
+        if any(name.startswith(owned) for name in root.listdir()):
             diff = sorted(_differences(mine, wanted))
             raise JobError(
                 f"{root.name} holds the output of another job (it differs in {', '.join(diff)}); "
                 "use another --output, or --overwrite to replace it"
             )
-        return True
-    others = [n for n in root.listdir() if not n.startswith(".")]
-    if others:
+        if root.child(SUCCESS).exists():  # an empty job's: not this one's verdict
+            root.child(SUCCESS).delete()
+    elif [n for n in root.listdir() if not n.startswith(".")]:
         raise JobError(f"{root.name} is not empty and holds no blipkit job; pick an empty or new --output")
     manifest.write_atomic(json.dumps({**wanted, "started": time.time()}, indent=2).encode())
     return False
