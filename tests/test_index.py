@@ -182,3 +182,23 @@ def test_cli_index_add_stats_prune(cli_app, tiny_builtin, tmp_path: Path) -> Non
     assert stats["images"] == 2 and stats["fingerprint"]["architecture"] == "BuiltinBlipModel"
     missing = runner.invoke(cli_app, ["index", "stats", "--db", str(tmp_path / "none")])
     assert missing.exit_code == 1 and "no blipkit index" in missing.output
+
+
+def test_an_index_made_with_a_relative_model_path_is_searched_from_anywhere(
+    cli_app, tiny_builtin, tmp_path: Path, monkeypatch: pytest.MonkeyPatch  # noqa: F811
+) -> None:
+    """The index records a local model folder by its absolute path: `search` without --model, run from
+    another folder, loads the model that built it (a relative name would point nowhere, or elsewhere)."""
+    make_images(tmp_path / "photos", 2)
+    shutil.copytree(tiny_builtin, tmp_path / "work" / "mymodel")
+    monkeypatch.chdir(tmp_path / "work")
+    runner = CliRunner()
+    result = runner.invoke(cli_app, ["index", "add", "../photos", "--db", "../db", "--model", "mymodel",
+                                     "--decoding", "greedy", "--max-new-tokens", "4", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    stored = json.loads((tmp_path / "db" / META_FILE).read_text())["fingerprint"]["model"]
+    assert stored == str((tmp_path / "work" / "mymodel").resolve())
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(cli_app, ["search", "a photo", "--db", "db", "-k", "2", "--json"])
+    assert result.exit_code == 0, result.output
+    assert len(result.stdout.strip().splitlines()) == 2

@@ -24,7 +24,7 @@ from transformers.models.blip import (
 from blipkit import defaults
 from blipkit.errors import ModelNotFoundError, UnsupportedModelError
 from blipkit.models.builtin import BuiltinBlipModel
-from blipkit.runtime.resolve import env_flag
+from blipkit.runtime.resolve import env_flag, portable_name
 
 CAPTION, VQA, ITM, ITC = "caption", "vqa", "itm", "itc"
 TASKS = (CAPTION, VQA, ITM, ITC)
@@ -94,10 +94,11 @@ class Checkpoint:
 
     @property
     def fingerprint(self) -> dict[str, object]:
-        """What made the embeddings: stored with an index so that models are never mixed."""
+        """What made the embeddings: stored with an index so that models are never mixed, and so that
+        searching it later, from any folder, loads the same model."""
         proc = self.image_processor
         return {
-            "model": self.name,
+            "model": portable_name(self.name, self.path),
             "architecture": self.architecture,
             "image_size": [proc.size["height"], proc.size["width"]],
             "image_mean": list(proc.image_mean),

@@ -67,6 +67,14 @@ def hub_offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in TRUE_WORDS
 
 
+def portable_name(name: str, path: Path) -> str:
+    """The name that loads the checkpoint ``name`` (found at ``path``) again from any working folder: a
+    local folder's absolute path; the built-in model, an alias or a hub id as it is."""
+    if name == BUILTIN_NAME or name in defaults.MODEL_ALIASES or not Path(name).expanduser().exists():
+        return name
+    return str(path.resolve())
+
+
 def resolve_checkpoint(name_or_path: str | os.PathLike[str]) -> Path:
     """Return a local folder holding ``config.json`` and safetensors weights for ``name_or_path``."""
     name = str(name_or_path)
