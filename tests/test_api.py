@@ -167,6 +167,21 @@ def test_a_bad_text_fails_only_its_own_results(builtin, images) -> None:
     assert answers[0].answer and answers[2].answer and "empty" in answers[1].error
 
 
+def test_several_questions_about_one_image(builtin, images) -> None:
+    """One image, many questions: one answer each, the same as asking them one by one."""
+    questions = ["what is it?", "what color is it?", "", "how many are there?"]
+    answers = builtin.ask(images[:1], questions, batch_size=2)
+    assert [a.question for a in answers] == questions and len({a.image for a in answers}) == 1
+    assert [a.error_code for a in answers] == [None, None, "bad_text", None]
+    for answer in (answers[0], answers[1], answers[3]):
+        [alone] = builtin.ask(images[:1], answer.question)
+        assert (answer.answer, round(answer.confidence, 4)) == (alone.answer, round(alone.confidence, 4))
+    [broken] = builtin.ask([b"not an image"], questions[:2])[:1]
+    assert broken.error_code == "image_decode_error"
+    with pytest.raises(ValueError, match="2 questions for 3 images"):
+        builtin.ask(images, questions[:2])
+
+
 def test_long_text_is_truncated_not_refused(builtin) -> None:
     vec = builtin.embed_texts(["dog " * 400])
     assert np.isfinite(vec).all()

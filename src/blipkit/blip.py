@@ -177,7 +177,8 @@ class Blip:
         batch_size: int | None = None,
         progress: Any = None,
     ) -> list[AnswerResult]:
-        """Answer questions about images. One question for all images, or one per image.
+        """Answer questions about images: one question for every image, one per image, or several about
+        one image. One result per (image, question) pair, in that order.
 
         With ``choices``, the candidates are ranked (``scores``) and the best one is the answer: the
         ``rank_k`` (default :data:`~blipkit.defaults.VQA_RANK_K`) whose first token is likeliest are
@@ -188,19 +189,25 @@ class Blip:
         batch_size = batch_size or self.batch_size
         feats = self.encode_images(images, batch_size=batch_size, progress=progress)
         qs = [questions] * len(feats) if isinstance(questions, str) else list(questions)
-        if len(qs) != len(feats):
-            raise ValueError(f"{len(qs)} questions for {len(feats)} images: give one, or one per image")
-        out = [AnswerResult(image=label, question=q) for label, q in zip(feats.labels, qs, strict=True)]
-        for i, exc in feats.errors.items():
-            out[i].fail(exc)
-        # a bad question fails its own image only, not the batch it would have shared
+        if len(feats) == 1:
+            image_of = [0] * len(qs)  # several questions about one image
+        elif len(qs) == len(feats):
+            image_of = list(range(len(qs)))
+        else:
+            raise ValueError(f"{len(qs)} questions for {len(feats)} images: give one, one per image, or "
+                             "ask about one image")
+        out = [AnswerResult(image=feats.labels[image_of[k]], question=q) for k, q in enumerate(qs)]
+        # a bad image or question fails its own results only, not the batch they would have shared
         bad_qs = _text_errors(qs, "question")
-        for i in feats.rows:
-            if i in bad_qs:
-                out[i].fail(bad_qs[i])
-        for _, rows in batched([i for i in feats.rows if i not in bad_qs], batch_size):
-            embeds = feats.embeds[[feats.row_of(i) for i in rows]]
-            batch_qs = [qs[i] for i in rows]
+        for k, i in enumerate(image_of):
+            if i in feats.errors:
+                out[k].fail(feats.errors[i])
+            elif k in bad_qs:
+                out[k].fail(bad_qs[k])
+        good = [k for k, i in enumerate(image_of) if i not in feats.errors and k not in bad_qs]
+        for _, rows in batched(good, batch_size):
+            embeds = feats.embeds[[feats.row_of(image_of[k]) for k in rows]]
+            batch_qs = [qs[k] for k in rows]
             try:
                 if choices:
                     for i, scores in zip(
