@@ -9,6 +9,7 @@ import pytest
 
 import blipkit
 from blipkit.errors import TextError, UnsupportedModelError
+from blipkit.tasks.generation import GenerationSettings
 
 
 @pytest.fixture(scope="module")
@@ -180,6 +181,11 @@ def test_several_questions_about_one_image(builtin, images) -> None:
     assert broken.error_code == "image_decode_error"
     with pytest.raises(ValueError, match="2 questions for 3 images"):
         builtin.ask(images, questions[:2])
+
+
+def test_settings_and_generation_keywords_together_are_refused(builtin, images) -> None:
+    with pytest.raises(TypeError, match="num_beams"):
+        builtin.caption(images[:1], settings=GenerationSettings(decoding="greedy"), num_beams=5)
 
 
 def test_long_text_is_truncated_not_refused(builtin) -> None:

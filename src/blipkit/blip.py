@@ -136,6 +136,8 @@ class Blip:
     ) -> list[CaptionResult]:
         """Caption each image. ``generation`` keywords are :class:`GenerationSettings` fields
         (``decoding="beam"|"greedy"|"nucleus"``, ``num_beams``, ``max_new_tokens``, ``top_p``...)."""
+        if settings is not None and generation:  # one would be ignored without a word
+            raise TypeError(f"give settings or generation keywords ({', '.join(generation)}), not both")
         settings = settings or GenerationSettings(**generation)
         batch_size = batch_size or self.batch_size
         results: list[CaptionResult] = []
