@@ -161,3 +161,23 @@ def test_a_missing_or_foreign_index_stops_the_server(indexed: tuple[Any, Path, P
     finally:
         running.stop()
     assert not (tmp_path / "missing").exists()  # opening for serving never creates an index
+
+
+def test_serve_with_an_index_and_no_model_uses_the_index_model(indexed: tuple[Any, Path, Path],
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """As `blipkit search --db` does: the index knows its model, so `serve --db` needs no --model (with
+    the default model, the server refused to start: another model's index)."""
+    from typer.testing import CliRunner
+
+    import blipkit.serve.runner
+    from blipkit.cli.main import app
+
+    blip, _, db = indexed
+    started: list[Any] = []
+    monkeypatch.setattr(blipkit.serve.runner, "serve", lambda settings, **_: started.append(settings) or 0)
+    assert CliRunner().invoke(app, ["serve", "--db", str(db)]).exit_code == 0
+    assert started[-1].model == str(blip.checkpoint.path.resolve())
+    assert CliRunner().invoke(app, ["serve", "--db", str(db), "--model", "builtin"]).exit_code == 0
+    assert started[-1].model == "builtin"  # an explicit model is the user's word (and refused if foreign)
+    assert CliRunner().invoke(app, ["serve"]).exit_code == 0
+    assert started[-1].model == "builtin"

@@ -51,11 +51,30 @@ TemperatureOption = typer.Option(defaults.TEMPERATURE, "--temperature", help="Sa
 RepetitionPenaltyOption = typer.Option(defaults.REPETITION_PENALTY, "--repetition-penalty",
                                        help="Above 1 makes repeated tokens less likely.")
 NoRepeatNgramOption = typer.Option(defaults.NO_REPEAT_NGRAM_SIZE, "--no-repeat-ngram-size", min=0)
+IndexModelOption = typer.Option(
+    None, "--model", "-m",
+    help="Model (default: the index's own; a new index: builtin). Another model's index is refused.",
+)
 NoRepeatWordsOption = typer.Option(
     defaults.NO_REPEAT_WORDS,
     "--no-repeat-words/--allow-repeat-words",
     help="Never say a content word twice ('a', 'in' and other function words stay free).",
 )
+
+
+def index_model(db: Path | None, model: str | None) -> str:
+    """The model to use with an index: the one asked for, else the one that built it, else the default."""
+    from blipkit.index.schema import META_FILE
+
+    if model:
+        return model
+    meta = db / META_FILE if db is not None else None
+    if meta is not None and meta.exists():
+        try:
+            return str(json.loads(meta.read_text())["fingerprint"]["model"])
+        except (OSError, ValueError, KeyError):
+            pass
+    return defaults.DEFAULT_MODEL
 
 
 def fail(message: str, code: int = EXIT_FATAL) -> typer.Exit:

@@ -18,10 +18,6 @@ from blipkit import defaults
 from blipkit.cli import common as c
 
 DbOption = typer.Option(..., "--db", help="The index: a folder (created by `index add`).")
-IndexModelOption = typer.Option(
-    None, "--model", "-m",
-    help="Model (default: the index's own; a new index: builtin). Another model's index is refused.",
-)
 
 
 def _generation(decoding: str, num_beams: int, max_new_tokens: int):
@@ -32,21 +28,6 @@ def _generation(decoding: str, num_beams: int, max_new_tokens: int):
                                   max_new_tokens=max_new_tokens)
     except ValueError as exc:
         raise c.fail(str(exc)) from exc
-
-
-def _index_model(db: Path, model: str | None) -> str:
-    """The model to use with an index: the one asked for, else the one that built it, else the default."""
-    from blipkit.index.schema import META_FILE
-
-    if model:
-        return model
-    meta = db / META_FILE
-    if meta.exists():
-        try:
-            return str(json.loads(meta.read_text())["fingerprint"]["model"])
-        except (OSError, ValueError, KeyError):
-            pass
-    return defaults.DEFAULT_MODEL
 
 
 def _open(blip: Any, db: Path, create: bool):
@@ -78,7 +59,7 @@ index_app = typer.Typer(help="Build and maintain a persistent image index (Lance
 @index_app.command("add")
 def index_add(
     paths: list[str] = typer.Argument(..., help="Folders (recursive), globs, image files or @list.txt."),
-    db: Path = DbOption, model: str = IndexModelOption, device: str = c.DeviceOption,
+    db: Path = DbOption, model: str = c.IndexModelOption, device: str = c.DeviceOption,
     dtype: str = c.DtypeOption, threads: int = c.ThreadsOption,
     fast: bool | None = c.FastOption, batch_size: int = c.BatchOption,
     commit_every: int = typer.Option(defaults.INDEX_COMMIT_EVERY, "--commit-every", min=1,
@@ -96,7 +77,7 @@ def index_add(
     from blipkit.index import add_images
 
     settings = _generation(decoding, num_beams, max_new_tokens)
-    blip = c.load_model(_index_model(db, model), device, dtype, threads, fast, task="itc")
+    blip = c.load_model(c.index_model(db, model), device, dtype, threads, fast, task="itc")
     for task in ("caption",):
         if task not in blip.tasks:
             raise c.fail(f"{blip.checkpoint.name} cannot {task}; an index needs a model with caption and "
@@ -173,7 +154,7 @@ def search(
     min_height: int = typer.Option(None, "--min-height"),
     max_height: int = typer.Option(None, "--max-height"),
     tag: list[str] = typer.Option(None, "--tag", help="Only images with this stored tag (repeatable: all)."),
-    model: str = IndexModelOption, device: str = c.DeviceOption, dtype: str = c.DtypeOption,
+    model: str = c.IndexModelOption, device: str = c.DeviceOption, dtype: str = c.DtypeOption,
     threads: int = c.ThreadsOption,
     fast: bool | None = c.FastOption, as_json: bool = c.JsonOption, out: Path = c.OutOption,
 ) -> None:
@@ -186,7 +167,7 @@ def search(
     c.check_out(out)
     if query is None and image is None:
         raise c.fail("give a text query, --image EXAMPLE, or both")
-    blip = c.load_model(_index_model(db, model), device, dtype, threads, fast, task="itc")
+    blip = c.load_model(c.index_model(db, model), device, dtype, threads, fast, task="itc")
     index = _open(blip, db, create=False)
     filters = SearchFilters(path_prefix, min_width, max_width, min_height, max_height, tuple(tag or ()))
     try:

@@ -11,7 +11,11 @@ from blipkit.cli import common as c
 
 
 def serve(
-    model: str = c.ModelOption,
+    model: str = typer.Option(
+        None, "--model", "-m",
+        help="builtin, an alias (base, large, vqa, itm...), a hub id or a local folder. Default: --db's own "
+             "model, else builtin.",
+    ),
     db: Path = typer.Option(None, "--db", help="An image index (blipkit index add) to search."),
     policy: Path = typer.Option(None, "--policy", exists=True, dir_okay=False, readable=True,
                                 help="Moderation policy (YAML); enables /v1/moderate."),
@@ -58,7 +62,7 @@ def serve(
         raise c.fail(f"--db {db}: no such index folder")
     try:
         settings = ServeSettings(
-            model=model, index=db, policy=policy, host=host, port=port, api_key=api_key,
+            model=c.index_model(db, model), index=db, policy=policy, host=host, port=port, api_key=api_key,
             batch_wait_ms=batch_wait_ms, max_batch=max_batch, queue_size=queue_size, allow_urls=allow_urls,
             cors_origins=tuple(cors_origin or ()), max_body_bytes=int(max_body_mb * 2**20),
             max_pixels=max_pixels, device=device, dtype=dtype, threads=threads, fast=fast,
