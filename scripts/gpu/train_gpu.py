@@ -2,7 +2,10 @@
 
 Stages: ``unpack PART`` splits a packed part into files under /tmp/bk; ``train --budget S [--smoke]`` runs
 blipkit's own pre-training loop (configs/builtin.yaml's recipe) sized to the time budget and writes the
-best weights, as float16 files of at most 15 MiB, to $OUT.
+best weights, as float16 files of at most 15 MiB, to $OUT. Back on the CPU machine, ``assemble RETURNED
+MODEL_DIR`` rebuilds a loadable model folder from those files and the initial weights (which ``unpack
+.gpu/part1`` makes there too), ready for ``blipkit eval`` and ``install_builtin``. scripts/gpu/README.md
+has the whole sequence of device calls.
 """
 
 from __future__ import annotations
@@ -94,6 +97,36 @@ def export(folder: Path, out: Path, limit_mb: int = 15) -> None:
     del torch
 
 
+def assemble(returned: Path, target: Path) -> None:
+    """A model folder from the trained weights a GPU run sent back plus the initial ones it left out."""
+    import torch
+    from safetensors.torch import load_file
+
+    from blipkit.models.builtin import BuiltinBlipModel
+
+    if not (WORK / "init" / "config.json").is_file():
+        raise SystemExit(f"no initial weights at {WORK / 'init'}: run `unpack .gpu/part1` here first")
+    model = BuiltinBlipModel.from_pretrained(WORK / "init")
+    trained: dict[str, torch.Tensor] = {}
+    for file in sorted(returned.glob("w_*.safetensors")):
+        for name, tensor in load_file(str(file)).items():
+            trained[name] = tensor.float() if tensor.is_floating_point() else tensor
+    if not trained:
+        raise SystemExit(f"{returned} holds no w_*.safetensors")
+    _missing, unexpected = model.load_state_dict(trained, strict=False)
+    if unexpected:
+        raise SystemExit(f"weights the model does not have: {unexpected[:5]}")
+    left_out = {n for n in model.state_dict() if n not in trained}
+    stale = sorted(n for n in left_out if "word_embeddings" not in n and not n.startswith("text_decoder."))
+    if stale:  # the decoder's shared tensors come back under the encoder's names
+        print(f"note: {len(stale)} tensors keep their initial values, e.g. {stale[:3]}", flush=True)
+    model.tie_weights()
+    model.save_pretrained(target)
+    for name in ("tokenizer.json", "tokenizer_config.json", "preprocessor_config.json"):
+        (target / name).write_bytes((WORK / "init" / name).read_bytes())
+    print("assembled", target, flush=True)
+
+
 def train(budget: float, smoke: bool, batch: int) -> None:
     import torch
 
@@ -152,13 +185,16 @@ def train(budget: float, smoke: bool, batch: int) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
-    parser.add_argument("stage", choices=["unpack", "train"])
-    parser.add_argument("part", nargs="?")
+    parser.add_argument("stage", choices=["unpack", "train", "assemble"])
+    parser.add_argument("part", nargs="?", help="unpack: the part folder; assemble: the returned files")
+    parser.add_argument("target", nargs="?", help="assemble: the model folder to write")
     parser.add_argument("--budget", type=float, default=60)
     parser.add_argument("--smoke", action="store_true")
     parser.add_argument("--batch", type=int, default=256)
     args = parser.parse_args()
     if args.stage == "unpack":
         unpack(Path(args.part))
+    elif args.stage == "assemble":
+        assemble(Path(args.part), Path(args.target))
     else:
         train(args.budget, args.smoke, args.batch)
