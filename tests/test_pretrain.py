@@ -70,6 +70,24 @@ def test_losses_fall_and_model_is_saved(tmp_path, tiny_data, tiny_models) -> Non
     assert blip.tasks == {"caption", "vqa", "itm", "itc"}
 
 
+def test_training_starts_from_float16_weights_in_float32(tmp_path, tiny_data, tiny_models) -> None:
+    """The shipped built-in weights are float16: `init=` them must train float32 master weights (the CNN
+    refused the float32 images: 'Input type (torch.FloatTensor) and weight type (torch.HalfTensor)')."""
+    import shutil
+
+    import torch
+
+    from blipkit.models.builtin import BuiltinBlipModel
+
+    half = tmp_path / "half"
+    shutil.copytree(tiny_models["builtin"], half)
+    BuiltinBlipModel.from_pretrained(half, dtype=torch.float32).half().save_pretrained(half)
+    assert json.loads((half / "config.json").read_text())["dtype"] == "float16"
+    trainer = Pretrainer(load_config(_config(tmp_path, tiny_data, half, 2)))
+    assert {p.dtype for p in trainer.model.parameters()} == {torch.float32}
+    assert trainer.train_step()["lm"] > 0
+
+
 class _Interrupted(Exception):
     pass
 

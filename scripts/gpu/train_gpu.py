@@ -106,7 +106,7 @@ def assemble(returned: Path, target: Path) -> None:
 
     if not (WORK / "init" / "config.json").is_file():
         raise SystemExit(f"no initial weights at {WORK / 'init'}: run `unpack .gpu/part1` here first")
-    model = BuiltinBlipModel.from_pretrained(WORK / "init")
+    model = BuiltinBlipModel.from_pretrained(WORK / "init", dtype=torch.float32)
     trained: dict[str, torch.Tensor] = {}
     for file in sorted(returned.glob("w_*.safetensors")):
         for name, tensor in load_file(str(file)).items():

@@ -216,7 +216,9 @@ class Pretrainer:
             self.model = initial_builtin_model(model_config)
             self.tokenizer = builtin_tokenizer()
         else:
-            self.model = BuiltinBlipModel.from_pretrained(config.init, use_safetensors=True)
+            # float32 master weights whatever the folder stores (the shipped weights are float16)
+            self.model = BuiltinBlipModel.from_pretrained(config.init, dtype=torch.float32,
+                                                          use_safetensors=True)
             self.tokenizer = builtin_tokenizer(Path(config.init))
             model_config = self.model.config
         self.model_config = model_config

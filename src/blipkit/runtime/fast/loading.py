@@ -130,7 +130,7 @@ def load_fast(cls: type[PreTrainedModel], path: Path, plan: FastPlan | None = No
     """Load ``cls`` from ``path`` straight into its fast form; return the model and the plan it used."""
     plan = usable(plan or default_plan(device))
     if torch.device(device).type != "cpu":
-        model = cls.from_pretrained(path, use_safetensors=True).to(device)
+        model = cls.from_pretrained(path, dtype=torch.float32, use_safetensors=True).to(device)
         return apply_fast(model, plan), plan
     config = cls.config_class.from_pretrained(path)
     with torch.device("meta"):
