@@ -20,7 +20,7 @@ from safetensors.torch import save_file
 
 from blipkit.data import load_caption_dataset, load_vqa_dataset
 from blipkit.training.init_weights import builtin_tokenizer, initial_builtin_model
-from blipkit.training.pretrain import _easy_vqa
+from blipkit.training.pretrain_data import _easy_vqa
 
 DATA = Path(sys.argv[1] if len(sys.argv) > 1 else "../shared/data")
 OUT = Path(".gpu")

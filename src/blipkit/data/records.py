@@ -56,3 +56,8 @@ class VQARecord:
     question_id: str
     image_id: str
     split: str | None = None
+
+
+def answer_text(answer: str) -> str:
+    """An answer as the model writes and is scored on it: DAQUAR's ``garbage_bin`` is ``garbage bin``."""
+    return answer.replace("_", " ").strip()

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from blipkit import defaults
-from blipkit.data.records import CaptionRecord, VQARecord
+from blipkit.data.records import CaptionRecord, VQARecord, answer_text
 from blipkit.errors import DataError
 from blipkit.evaluation.caption_metrics import Tokenizer, caption_scores
 from blipkit.evaluation.retrieval_metrics import image_to_text_ranks, retrieval_scores, text_to_image_ranks
@@ -78,11 +78,6 @@ def _bar(enabled: bool, total: int, desc: str, unit: str = "img") -> Iterator[Ca
 def _need(blip: Blip, *tasks: str) -> None:
     for task in tasks:
         blip.checkpoint.require(task)  # raises UnsupportedModelError naming the heads it has
-
-
-def answer_text(text: str) -> str:
-    """DAQUAR writes ``garbage_bin``, the built-in model ``garbage bin``: compare them as equal."""
-    return text.replace("_", " ").strip()
 
 
 # --- captions ------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from torch.utils.data import Dataset
 
 from blipkit import defaults
 from blipkit.data import CaptionRecord, VQARecord
-from blipkit.evaluation.runners import answer_text
+from blipkit.data.records import answer_text
 from blipkit.io import load_image
 
 CAPTION, VQA, RETRIEVAL = "caption", "vqa", "retrieval"
