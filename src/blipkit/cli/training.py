@@ -256,7 +256,6 @@ def eval_caption(
             decoding=decoding,
             num_beams=num_beams,
             max_new_tokens=max_new_tokens,
-            min_new_tokens=min(defaults.MIN_NEW_TOKENS, max_new_tokens),
             no_repeat_words=no_repeat_words,
         )
         records = _load_eval_records("caption", data, split_name, image_root, skip_bad, limit)

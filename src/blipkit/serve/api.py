@@ -17,7 +17,7 @@ from blipkit.runtime.checkpoint import ITM as ITM_HEAD
 from blipkit.runtime.checkpoint import VQA as VQA_HEAD
 from blipkit.runtime.encoding import check_text
 from blipkit.serve import inference
-from blipkit.serve.inference import AskJob, EmbedJob, MatchJob, generation_settings
+from blipkit.serve.inference import AskJob, EmbedJob, MatchJob
 from blipkit.serve.inputs import decode_images, parse_request
 from blipkit.serve.openapi import IMAGE_ERROR_RESPONSES, body_spec
 from blipkit.serve.schemas import (
@@ -41,6 +41,7 @@ from blipkit.serve.schemas import (
     TagResponse,
 )
 from blipkit.serve.state import ServerState, server_state
+from blipkit.tasks.generation import GenerationSettings
 
 BODY_MODELS = [CaptionRequest, AskRequest, MatchRequest, EmbedRequest, TagRequest, ModerateRequest]
 
@@ -79,7 +80,8 @@ def build_router() -> APIRouter:
         if body.prompt is not None:
             check_text(body.prompt, "prompt")
         try:
-            settings = generation_settings(body.decoding, body.num_beams, body.max_new_tokens)
+            settings = GenerationSettings(decoding=body.decoding, num_beams=body.num_beams,  # type: ignore[arg-type]
+                                          max_new_tokens=body.max_new_tokens)
         except ValueError as exc:
             raise BlipkitError(str(exc)) from None
         images = await decode_images(parsed.images, state.settings)

@@ -18,7 +18,6 @@ from blipkit.blip import Blip
 from blipkit.errors import BlipkitError
 from blipkit.results import Result
 from blipkit.tasks import caption as caption_task
-from blipkit.tasks.generation import GenerationSettings
 
 CAPTION, ASK, MATCH, EMBED = "caption", "ask", "match", "embed"
 TAG, MODERATE, SEARCH = "tag", "moderate", "search"
@@ -163,18 +162,6 @@ class Handlers:
             except BlipkitError as exc:
                 out.append(exc)
         return out
-
-
-def generation_settings(decoding: str, num_beams: int, max_new_tokens: int) -> GenerationSettings:
-    """Caption decoding settings from a request (a short ``max_new_tokens`` lowers the minimum with it)."""
-    from blipkit import defaults
-
-    return GenerationSettings(
-        decoding=decoding,  # type: ignore[arg-type]
-        num_beams=num_beams,
-        max_new_tokens=max_new_tokens,
-        min_new_tokens=min(defaults.MIN_NEW_TOKENS, max_new_tokens),
-    )
 
 
 def moderation_fields(result: Any) -> dict[str, Any]:
