@@ -410,3 +410,21 @@ def test_a_run_that_wrote_no_shard_does_not_block_the_corrected_one(model: str, 
     with pytest.raises(JobError, match="differs in model"):
         run_job(JobSpec("embed", source, str(out), model=str(tmp_path / "nope"), shard_size=10),
                 progress=False)
+
+
+def test_a_relative_model_folder_is_the_same_job_from_any_folder(model: str, images: list[Path],
+                                                                 tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The spec names a local model folder by its absolute path: workers load it whatever their working
+    folder, and the re-run from elsewhere (spelling the folder differently) resumes the same job."""
+    out = tmp_path / "out"
+    model_path = Path(model)
+    monkeypatch.chdir(model_path.parent)
+    spec = JobSpec("embed", str(images[0].parent), str(out), model=model_path.name, shard_size=10)
+    assert spec.model == str(model_path.resolve())
+    first = run_job(spec, progress=False)
+    monkeypatch.chdir(tmp_path)
+    again = run_job(JobSpec("embed", str(images[0].parent), str(out), model=os.path.relpath(model_path),
+                            shard_size=10), progress=False)
+    assert again.skipped == first.shards and again.rows == len(images)
+    assert JobSpec("embed", "x", "y", model="builtin").model == "builtin"  # names stay names

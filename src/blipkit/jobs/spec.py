@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
 from blipkit import defaults
 from blipkit.errors import JobError
+from blipkit.runtime.resolve import portable_name
 
 OPS: tuple[str, ...] = ("caption", "embed", "index", "capfilt")
 FORMATS: tuple[str, ...] = ("parquet", "jsonl")
@@ -50,6 +52,9 @@ class JobSpec:
             raise JobError("the index job writes into a blipkit index; --format does not apply to it")
         if self.batch_size < 1 or self.shard_size < 1:
             raise JobError("batch size and shard size must be at least 1")
+        # A local model folder by its absolute path: workers (Ray's among them) and a re-run from another
+        # folder then load the same model, and the re-run is recognised as the same job.
+        object.__setattr__(self, "model", portable_name(self.model, Path(self.model).expanduser()))
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
