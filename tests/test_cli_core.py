@@ -172,3 +172,59 @@ def test_ask_over_a_folder_resumes(tiny_models, image_dir, tmp_path) -> None:
     rows = read_rows(out)
     assert sorted(r["image"].rsplit("/", 1)[-1] for r in rows) == ["a.jpg", "b.png"]
     assert rows[0] == first[0]  # the first answer was kept, not redone
+
+
+def test_an_interrupted_run_keeps_its_finished_results_even_in_parquet(tmp_path) -> None:
+    """Ctrl-C mid-run: Parquet, written once at the end, is written with what was done, and exit 130."""
+    import typer
+
+    from blipkit.cli.common import EXIT_INTERRUPTED, ResultWriter, write_batches
+    from blipkit.results import CaptionResult
+
+    out = tmp_path / "captions.parquet"
+    writer = ResultWriter(out, False, str, resume=True)
+
+    def run(chunk):
+        if chunk[0] >= 4:
+            raise KeyboardInterrupt
+        return [CaptionResult(image=f"img{i}", caption="a dog", confidence=0.5) for i in chunk]
+
+    with pytest.raises(typer.Exit) as stopped:
+        write_batches(list(range(10)), 2, False, writer, run)
+    assert stopped.value.exit_code == EXIT_INTERRUPTED
+    assert [r["image"] for r in pq.read_table(out).to_pylist()] == ["img0", "img1", "img2", "img3"]
+
+
+def test_sigterm_stops_a_caption_run_with_its_parquet_written(tiny_models, image_dir, tmp_path) -> None:
+    """A scheduler's SIGTERM ends `blipkit caption` like Ctrl-C: finished captions kept, --resume goes on."""
+    import os
+    import shutil
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for i in range(200):
+        shutil.copy(image_dir / "a.jpg", folder / f"{i:03d}.jpg")
+    out = tmp_path / "captions.parquet"
+    args = ["caption", str(folder), "-m", str(tiny_models["caption"]), "--out", str(out), "--json",
+            "--batch-size", "1", "--decoding", "greedy", "--max-new-tokens", "3", "--no-progress"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen([sys.executable, "-c", "from blipkit.cli.main import main; main()", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    assert proc.stdout is not None
+    for _ in range(3):  # three captions streamed: the run is under way
+        assert proc.stdout.readline().startswith("{")
+    proc.send_signal(signal.SIGTERM)
+    start = time.monotonic()
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert time.monotonic() - start < 30 and "interrupted" in err
+    kept = pq.read_table(out).to_pylist()
+    assert 3 <= len(kept) < 200
+    result = runner.invoke(app, [*args[:-4], "--resume", "--max-new-tokens", "3", "--decoding", "greedy"])
+    assert result.exit_code == 0, result.output
+    rows = pq.read_table(out).to_pylist()
+    assert sorted(r["image"] for r in rows) == sorted(str(p) for p in folder.iterdir())

@@ -16,8 +16,9 @@ import typer
 
 from blipkit import defaults
 
-# exit codes: 0 all good, 1 usage or fatal error, 2 some inputs failed (the rest were processed)
-EXIT_OK, EXIT_FATAL, EXIT_PARTIAL = 0, 1, 2
+# exit codes: 0 all good, 1 usage or fatal error, 2 some inputs failed (the rest were processed),
+# 130 interrupted (Ctrl-C or SIGTERM; what was done is kept), as shells report a SIGINT
+EXIT_OK, EXIT_FATAL, EXIT_PARTIAL, EXIT_INTERRUPTED = 0, 1, 2, 130
 OUTPUT_SUFFIXES = (".jsonl", ".csv", ".parquet")
 
 ModelOption = typer.Option(
@@ -199,6 +200,7 @@ class ResultWriter:
 
     def write(self, row: dict[str, Any]) -> None:
         self.count += 1
+        self._save(row)  # before it is shown: a row on the screen is a row kept, even if stopped right now
         if row.get("error"):
             self.failed += 1
             warn_input(row["image"], row["error"])
@@ -207,6 +209,8 @@ class ResultWriter:
             sys.stdout.flush()
         elif self.out is None and not row.get("error"):
             typer.echo(self.human(row))
+
+    def _save(self, row: dict[str, Any]) -> None:
         if self._file is not None and self.out is not None:
             if self.out.suffix == ".jsonl":
                 self._file.write(json.dumps(row, ensure_ascii=False) + "\n")
@@ -268,9 +272,20 @@ def write_batches(
     run: Callable[[Sequence[Any]], Iterable[Any]],
 ) -> None:
     """Run ``run`` on ``batch_size`` sources at a time, writing each result as soon as its batch is done
-    (so an interrupted run keeps every finished batch for ``--resume``)."""
-    with progress_bar(len(sources), progress) as advance:
-        for chunk in chunks(sources, batch_size):
-            for result in run(chunk):
-                writer.write(result.to_dict())
-            advance(len(chunk))
+    (so an interrupted run keeps every finished batch for ``--resume``).
+
+    Ctrl-C or SIGTERM ends the run with every finished result saved: JSONL and CSV have them already,
+    and a Parquet output, written once at the end, is written now.
+    """
+    try:
+        with progress_bar(len(sources), progress) as advance:
+            for chunk in chunks(sources, batch_size):
+                for result in run(chunk):
+                    writer.write(result.to_dict())
+                advance(len(chunk))
+    except KeyboardInterrupt:
+        writer.close()
+        kept = f"{writer.count} results kept in {writer.out}; --resume continues" if writer.out else (
+            f"{writer.count} results printed")
+        typer.secho(f"interrupted: {kept}", fg="yellow", err=True)
+        raise typer.Exit(EXIT_INTERRUPTED) from None

@@ -30,6 +30,18 @@ def _main(version: bool = typer.Option(False, "--version", help="Print the versi
         raise typer.Exit()
 
 
+def _sigterm_interrupts() -> None:
+    """SIGTERM (a job scheduler's stop, `kill`) unwinds like Ctrl-C, so that commands keep what they
+    finished (see ``cli.common.write_batches``); `blipkit serve` installs its own graceful handler."""
+    import signal
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, interrupt)
+
+
 def main() -> None:
     """The console entry point: training commands first move onto jemalloc (see runtime.allocator).
 
@@ -44,6 +56,7 @@ def main() -> None:
     from blipkit.runtime.allocator import reexec_for_training
 
     reexec_for_training(sys.argv)
+    _sigterm_interrupts()
     try:
         app()
     except OSError as exc:
