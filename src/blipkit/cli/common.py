@@ -52,14 +52,14 @@ TemperatureOption = typer.Option(defaults.TEMPERATURE, "--temperature", help="Sa
 RepetitionPenaltyOption = typer.Option(defaults.REPETITION_PENALTY, "--repetition-penalty",
                                        help="Above 1 makes repeated tokens less likely.")
 NoRepeatNgramOption = typer.Option(defaults.NO_REPEAT_NGRAM_SIZE, "--no-repeat-ngram-size", min=0)
-IndexModelOption = typer.Option(
-    None, "--model", "-m",
-    help="Model (default: the index's own; a new index: builtin). Another model's index is refused.",
-)
 NoRepeatWordsOption = typer.Option(
     defaults.NO_REPEAT_WORDS,
     "--no-repeat-words/--allow-repeat-words",
     help="Never say a content word twice ('a', 'in' and other function words stay free).",
+)
+IndexModelOption = typer.Option(
+    None, "--model", "-m",
+    help="Model (default: the index's own; a new index: builtin). Another model's index is refused.",
 )
 
 
@@ -285,7 +285,9 @@ def write_batches(
                 advance(len(chunk))
     except KeyboardInterrupt:
         writer.close()
-        kept = f"{writer.count} results kept in {writer.out}; --resume continues" if writer.out else (
-            f"{writer.count} results printed")
+        if writer.out is not None:
+            kept = f"{writer.count} results kept in {writer.out}; --resume continues"
+        else:
+            kept = f"{writer.count} results printed"
         typer.secho(f"interrupted: {kept}", fg="yellow", err=True)
         raise typer.Exit(EXIT_INTERRUPTED) from None
