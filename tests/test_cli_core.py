@@ -228,3 +228,38 @@ def test_sigterm_stops_a_caption_run_with_its_parquet_written(tiny_models, image
     assert result.exit_code == 0, result.output
     rows = pq.read_table(out).to_pylist()
     assert sorted(r["image"] for r in rows) == sorted(str(p) for p in folder.iterdir())
+
+
+def test_embed_resumes_and_keeps_what_an_interrupted_run_did(tiny_models, image_dir, tmp_path,
+                                                            monkeypatch) -> None:
+    """Ctrl-C mid-run writes the vectors done so far (exit 130); --resume embeds only the rest."""
+    from blipkit.blip import Blip
+
+    out = tmp_path / "v.parquet"
+    args = ["embed", str(image_dir), "-m", str(tiny_models["itm"]), "-o", str(out), "-b", "1",
+            "--no-progress"]
+    reference = tmp_path / "ref.parquet"
+    assert runner.invoke(app, [*args[:5], str(reference), *args[6:]]).exit_code == 0
+    real, calls = Blip.embed_images, []
+
+    def stopped_on_the_third_batch(self, *a, **k):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(Blip, "embed_images", stopped_on_the_third_batch)
+    result = runner.invoke(app, args)
+    assert result.exit_code == 130, result.output
+    assert len(pq.read_table(out)) == 2 and "--resume continues" in result.stderr
+    monkeypatch.setattr(Blip, "embed_images", real)
+    result = runner.invoke(app, [*args, "--resume"])
+    assert result.exit_code == 0, result.output
+    got = {r["name"]: r["vector"] for r in pq.read_table(out).to_pylist()}
+    want = {r["name"]: r["vector"] for r in pq.read_table(reference).to_pylist()}
+    assert got.keys() == want.keys() and len(pq.read_table(out)) == len(want) == 4
+    for name, vector in want.items():
+        np.testing.assert_allclose(got[name], vector, atol=1e-5)
+    refused = runner.invoke(app, ["embed", str(image_dir), "-m", str(tiny_models["itm"]), "-o",
+                                  str(tmp_path / "v.npy"), "--resume"])
+    assert refused.exit_code == 1 and ".parquet" in refused.output

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -148,9 +149,14 @@ def embed(
     threads: int = c.ThreadsOption,
     fast: bool | None = c.FastOption,
     batch_size: int = c.BatchOption,
+    resume: bool = typer.Option(False, "--resume", help="Skip images already in the .parquet --out."),
     progress: bool = c.ProgressOption,
 ) -> None:
-    """L2-normalised ITC embeddings of images or texts, saved as Parquet (name + vector) or .npy."""
+    """L2-normalised ITC embeddings of images or texts, saved as Parquet (name + vector) or .npy.
+
+    The file is written at the end, or when Ctrl-C or SIGTERM stops the run (exit 130): with a .parquet
+    --out, --resume then embeds only the images it does not hold yet.
+    """
     import numpy as np
 
     if out.suffix not in (".parquet", ".npy"):
@@ -158,8 +164,15 @@ def embed(
     c.check_writable(out)
     if bool(paths) == bool(text):
         raise c.fail("give images or --text, not both (and not neither)")
+    if resume and (text or out.suffix != ".parquet"):
+        raise c.fail("--resume needs images and a .parquet --out (a .npy holds no image names)")
+    earlier = _embedded(out) if resume else []
+    sources = _sources(paths) if paths else []
+    if earlier:
+        done = {row["name"] for row in earlier}
+        sources = [s for s in sources if str(s) not in done]
     blip = c.load_model(model, device, dtype, threads, fast, task="itc")
-    failed = 0
+    interrupted = False
     if text:
         names, errors = list(text), [None] * len(text)
         try:
@@ -167,40 +180,62 @@ def embed(
         except Exception as exc:  # a TextError names the bad text
             raise c.fail(str(exc)) from exc
     else:
-        sources = _sources(paths)
-        chunks_out, names, errors = [], [], []
-        with c.progress_bar(len(sources), progress) as advance:
-            for chunk in c.chunks(sources, batch_size):
-                feats = blip.encode_images(chunk, batch_size=batch_size)
-                chunks_out.append(blip.embed_images(feats))
-                names.extend(feats.labels)
-                errors.extend(str(feats.errors[i]) if i in feats.errors else None for i in range(len(chunk)))
-                advance(len(chunk))
-        vectors = np.concatenate(chunks_out)
-        for name, err in zip(names, errors, strict=True):
-            if err:
-                failed += 1
-                c.warn_input(name, err)
+        batches: list[tuple[Any, list[str], list[str | None]]] = []  # one append per batch: never torn
+        try:
+            with c.progress_bar(len(sources), progress) as advance:
+                for chunk in c.chunks(sources, batch_size):
+                    feats = blip.encode_images(chunk, batch_size=batch_size)
+                    errs = [str(feats.errors[i]) if i in feats.errors else None for i in range(len(chunk))]
+                    batches.append((blip.embed_images(feats), list(feats.labels), errs))
+                    advance(len(chunk))
+        except KeyboardInterrupt:
+            interrupted = True
+        names = [row["name"] for row in earlier] + [n for _, labels, _ in batches for n in labels]
+        errors = [None] * len(earlier) + [e for _, _, errs in batches for e in errs]
+        parts = [v for v, _, _ in batches]
+        if earlier:
+            parts.insert(0, np.array([row["vector"] for row in earlier], dtype=np.float32))
+        vectors = np.concatenate(parts) if parts else np.zeros((0, blip.embedding_dim), dtype=np.float32)
+    failed = 0
+    for name, err in zip(names, errors, strict=True):
+        if err:
+            failed += 1
+            c.warn_input(name, err)
+    tmp = out.with_name(out.name + ".tmp" + out.suffix)  # a kill while writing leaves the old file whole
     if out.suffix == ".npy":
-        np.save(out, vectors.astype(np.float32))
+        np.save(tmp, vectors.astype(np.float32))
     else:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
         table = pa.table(
             {
-                "name": names,
+                "name": pa.array(names, pa.string()),
                 "vector": pa.FixedSizeListArray.from_arrays(
                     pa.array(vectors.astype(np.float32).ravel()), vectors.shape[1]
                 ),
-                "error": errors,
+                "error": pa.array(errors, pa.string()),
             }
         )
-        pq.write_table(table, out)
+        pq.write_table(table, tmp)
+    tmp.replace(out)
     typer.echo(f"wrote {len(names)} vectors of dimension {vectors.shape[1]} to {out}", err=True)
+    if interrupted:
+        typer.secho(f"interrupted: {len(names)} vectors kept in {out}; --resume continues", fg="yellow",
+                    err=True)
+        raise typer.Exit(c.EXIT_INTERRUPTED)
     if failed:
         typer.secho(f"{failed} of {len(names)} inputs failed", fg="yellow", err=True)
     raise typer.Exit(c.EXIT_PARTIAL if failed else c.EXIT_OK)
+
+
+def _embedded(out: Path) -> list[dict[str, Any]]:
+    """The rows of an earlier ``embed`` run worth keeping (those without an error)."""
+    if not out.exists():
+        return []
+    import pyarrow.parquet as pq
+
+    return [row for row in pq.read_table(out).to_pylist() if not row.get("error")]
 
 
 def register(app: typer.Typer) -> None:
