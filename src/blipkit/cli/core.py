@@ -166,7 +166,8 @@ def embed(
         raise c.fail("give images or --text, not both (and not neither)")
     if resume and (text or out.suffix != ".parquet"):
         raise c.fail("--resume needs images and a .parquet --out (a .npy holds no image names)")
-    earlier = _embedded(out) if resume else []
+    # an earlier run's rows worth keeping: those without an error are not redone
+    earlier = [r for r in c.read_rows(out) if not r.get("error")] if resume and out.exists() else []
     sources = _sources(paths) if paths else []
     if earlier:
         done = {row["name"] for row in earlier}
@@ -227,15 +228,6 @@ def embed(
     if failed:
         typer.secho(f"{failed} of {len(names)} inputs failed", fg="yellow", err=True)
     raise typer.Exit(c.EXIT_PARTIAL if failed else c.EXIT_OK)
-
-
-def _embedded(out: Path) -> list[dict[str, Any]]:
-    """The rows of an earlier ``embed`` run worth keeping (those without an error)."""
-    if not out.exists():
-        return []
-    import pyarrow.parquet as pq
-
-    return [row for row in pq.read_table(out).to_pylist() if not row.get("error")]
 
 
 def register(app: typer.Typer) -> None:
