@@ -14,10 +14,10 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 # The suite pins transformers' float32 path, which many tests compare with transformers token for token. The
 # fast path's tests ask for it with fast=True; test_fast.py checks what the unpinned default resolves to.
-os.environ.setdefault("BLIPKIT_FAST", "0")
+os.environ.setdefault("BLIP_ASSISTANT_FAST", "0")
 
 REPO = Path(__file__).resolve().parents[1]
-DATA_DIR = Path(os.environ.get("BLIPKIT_DATA_DIR", REPO.parent / "shared" / "data"))
+DATA_DIR = Path(os.environ.get("BLIP_ASSISTANT_DATA_DIR", REPO.parent / "shared" / "data"))
 
 
 @pytest.fixture(scope="session")
@@ -25,7 +25,7 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Tiny checkpoints saved with save_pretrained: caption, vqa, itm (Salesforce classes) and builtin."""
     import torch
 
-    from blipkit.testing import KINDS, make_tiny_checkpoint
+    from assistant.vision.testing import KINDS, make_tiny_checkpoint
 
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("tiny_models")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from blipkit.runtime.allocator import ALLOCATOR_ENV, allocator_library, preload_env
+from assistant.training.allocator import ALLOCATOR_ENV, allocator_library, preload_env
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="LD_PRELOAD is Linux's")
 
@@ -38,11 +38,12 @@ def test_library_choice_follows_the_environment(tmp_path: Path) -> None:
     assert allocator_library(env) is None  # the re-executed process does not re-execute again
 
 
-def _blipkit(args: list[str], **env: str) -> subprocess.CompletedProcess[str]:
-    script = Path(sys.executable).parent / "blipkit"
+def _command(args: list[str], **env: str) -> subprocess.CompletedProcess[str]:
+    script = Path(sys.executable).parent / "blip-assistant"
     if not script.exists():
-        pytest.skip("no blipkit console script next to this Python")
-    full = {k: v for k, v in os.environ.items() if k not in (ALLOCATOR_ENV, "BLIPKIT_ALLOCATOR_PRELOADED")}
+        pytest.skip("no blip-assistant console script next to this Python")
+    ours = (ALLOCATOR_ENV, "BLIP_ASSISTANT_ALLOCATOR_PRELOADED")
+    full = {k: v for k, v in os.environ.items() if k not in ours}
     return subprocess.run(
         [str(script), *args], env={**full, **env}, capture_output=True, text=True, timeout=120, check=False
     )
@@ -50,10 +51,10 @@ def _blipkit(args: list[str], **env: str) -> subprocess.CompletedProcess[str]:
 
 def test_training_commands_reexecute_with_the_library_preloaded() -> None:
     lib = _loaded_library("libm")
-    done = _blipkit(["pretrain", "--help"], **{ALLOCATOR_ENV: lib})
+    done = _command(["model", "pretrain", "--help"], **{ALLOCATOR_ENV: lib})
     assert done.returncode == 0, done.stderr
     assert f"training on jemalloc ({lib})" in done.stderr and "Usage" in done.stdout
-    off = _blipkit(["pretrain", "--help"], **{ALLOCATOR_ENV: "system"})
+    off = _command(["model", "pretrain", "--help"], **{ALLOCATOR_ENV: "system"})
     assert off.returncode == 0 and "jemalloc" not in off.stderr
-    other = _blipkit(["caption", "--help"], **{ALLOCATOR_ENV: lib})
+    other = _command(["model", "eval", "--help"], **{ALLOCATOR_ENV: lib})
     assert other.returncode == 0 and "jemalloc" not in other.stderr

@@ -7,22 +7,22 @@ import io
 import numpy as np
 import pytest
 
-import blipkit
-from blipkit.errors import TextError, UnsupportedModelError
-from blipkit.tasks.generation import GenerationSettings
+from assistant import vision
+from assistant.vision.errors import TextError, UnsupportedModelError
+from assistant.vision.tasks.generation import GenerationSettings
 
 
 @pytest.fixture(scope="module")
 def builtin(tiny_models):
-    return blipkit.load(tiny_models["builtin"])
+    return vision.load(tiny_models["builtin"])
 
 
 def test_load_reports_tasks_and_checks_task(tiny_models) -> None:
-    assert blipkit.load(tiny_models["caption"]).tasks == {"caption"}
-    assert blipkit.load(tiny_models["itm"]).tasks == {"itm", "itc"}
-    assert blipkit.load(tiny_models["builtin"]).tasks == {"caption", "vqa", "itm", "itc"}
+    assert vision.load(tiny_models["caption"]).tasks == {"caption"}
+    assert vision.load(tiny_models["itm"]).tasks == {"itm", "itc"}
+    assert vision.load(tiny_models["builtin"]).tasks == {"caption", "vqa", "itm", "itc"}
     with pytest.raises(UnsupportedModelError, match="cannot do 'vqa'"):
-        blipkit.load(tiny_models["caption"], task="vqa")
+        vision.load(tiny_models["caption"], task="vqa")
 
 
 def test_unusable_device_or_dtype_fails_before_loading(tiny_models) -> None:
@@ -30,16 +30,16 @@ def test_unusable_device_or_dtype_fails_before_loading(tiny_models) -> None:
 
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="no usable CUDA"):
-            blipkit.load(tiny_models["builtin"], device="cuda")
+            vision.load(tiny_models["builtin"], device="cuda")
     with pytest.raises(ValueError, match="not a device: 'gpu'"):
-        blipkit.load(tiny_models["builtin"], device="gpu")
+        vision.load(tiny_models["builtin"], device="gpu")
     with pytest.raises(ValueError, match="dtype must be one of"):
-        blipkit.load(tiny_models["builtin"], dtype="float8")
-    assert blipkit.load(tiny_models["builtin"], dtype="BF16", fast=False).checkpoint.dtype == torch.bfloat16
+        vision.load(tiny_models["builtin"], dtype="float8")
+    assert vision.load(tiny_models["builtin"], dtype="BF16", fast=False).checkpoint.dtype == torch.bfloat16
 
 
 def test_wrong_head_fails_with_clear_error(tiny_models, images) -> None:
-    blip = blipkit.load(tiny_models["caption"])
+    blip = vision.load(tiny_models["caption"])
     with pytest.raises(UnsupportedModelError, match="itc"):
         blip.embed_images(images)
 
@@ -119,18 +119,12 @@ def test_embeddings_are_normalised_and_similarity_matches(builtin, images) -> No
     np.testing.assert_allclose(builtin.similarity(img, txt), img @ txt.T, atol=1e-5)
 
 
-def test_a_negative_batch_size_or_tag_count_is_refused_not_a_silent_loss(builtin, images) -> None:
-    from blipkit.tasks.tags import tag_features
-
+def test_a_negative_batch_size_is_refused_not_a_silent_loss(builtin, images) -> None:
     for call in (lambda: builtin.caption(images, batch_size=-1),
                  lambda: builtin.match(images, "a", batch_size=-1),
                  lambda: builtin.embed_images(images, batch_size=-1)):
         with pytest.raises(ValueError, match="batch size must be >= 1"):
             call()  # it returned [] (every input dropped) before
-    feats = builtin.encode_images(images[:1])
-    with pytest.raises(ValueError, match="tags per image"):
-        tag_features(builtin.checkpoint, feats, ["dog", "cat", "car"], k=-1)
-    assert len(tag_features(builtin.checkpoint, feats, ["dog", "cat", "car"], k=None)[0].tags) == 3
 
 
 def test_similarity_of_different_sizes_and_empty_choices_are_refused(builtin, images) -> None:
@@ -248,7 +242,7 @@ def test_overlong_generation_request_is_capped(builtin, images) -> None:
 def test_no_repeated_words_keeps_each_content_word_once(builtin, images) -> None:
     """``no_repeat_words`` (the default): a content word said once is never said again; function words and
     sub-word pieces stay free ("a man in a red shirt in a park", "dog ... dogs")."""
-    from blipkit.tasks.generation import FUNCTION_WORDS
+    from assistant.vision.tasks.generation import FUNCTION_WORDS
 
     def content(caption: str) -> list[str]:
         return [w for w in caption.split() if w.isalpha() and w not in FUNCTION_WORDS]
@@ -265,8 +259,8 @@ def test_no_repeated_words_keeps_each_content_word_once(builtin, images) -> None
 
 def test_answers_never_repeat_a_content_word(builtin, images) -> None:
     """Open-ended answers run the same guard as captions ("books, paper, paper, paper" was a real answer)."""
-    from blipkit import defaults
-    from blipkit.tasks.generation import GenerationSettings, content_word_mask
+    from assistant.vision import defaults
+    from assistant.vision.tasks.generation import GenerationSettings, content_word_mask
 
     tokenizer, mask = builtin.checkpoint.tokenizer, content_word_mask(builtin.checkpoint)
     vocab = tokenizer.get_vocab()
@@ -285,7 +279,7 @@ def test_answers_never_repeat_a_content_word(builtin, images) -> None:
 def test_no_repeated_words_processor_bans_only_generated_content_words(builtin) -> None:
     import torch
 
-    from blipkit.tasks.generation import NoRepeatedWords, content_word_mask
+    from assistant.vision.tasks.generation import NoRepeatedWords, content_word_mask
 
     ckpt = builtin.checkpoint
     vocab = ckpt.tokenizer.get_vocab()

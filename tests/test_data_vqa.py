@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from blipkit.data import VQARecord, check_vqa_dataset, load_vqa_dataset
-from blipkit.errors import DataError
+from assistant.datasets import VQARecord, check_vqa_dataset, load_vqa_dataset
+from assistant.vision.errors import DataError
 
 
 def make_image(path: Path) -> Path:

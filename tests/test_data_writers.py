@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from blipkit.data import detect_caption_format, load_caption_dataset, save_caption_dataset
-from blipkit.errors import DataError
+from assistant.datasets import detect_caption_format, load_caption_dataset, save_caption_dataset
+from assistant.vision.errors import DataError
 
 
 def make_image(path: Path) -> Path:

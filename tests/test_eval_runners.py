@@ -6,10 +6,9 @@ from pathlib import Path
 
 import pytest
 
-import blipkit
-from blipkit.data import CaptionRecord, VQARecord, load_caption_dataset, load_vqa_dataset
-from blipkit.errors import DataError, UnsupportedModelError
-from blipkit.evaluation.runners import (
+from assistant import vision
+from assistant.datasets import CaptionRecord, VQARecord, load_caption_dataset, load_vqa_dataset
+from assistant.evaluation.runners import (
     answer_vocabulary,
     caption_eval,
     evaluate_captions,
@@ -19,8 +18,9 @@ from blipkit.evaluation.runners import (
     retrieval_eval,
     vqa_eval,
 )
-from blipkit.tasks.generation import GenerationSettings
-from blipkit.training.toy_data import make_caption_dataset, make_vqa_dataset
+from assistant.training.toy_data import make_caption_dataset, make_vqa_dataset
+from assistant.vision.errors import DataError, UnsupportedModelError
+from assistant.vision.tasks.generation import GenerationSettings
 
 FAST = GenerationSettings(decoding="greedy", max_new_tokens=6, min_new_tokens=1)
 
@@ -31,8 +31,8 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def blip(tiny_models: dict[str, Path]) -> blipkit.Blip:
-    return blipkit.load(tiny_models["builtin"])
+def blip(tiny_models: dict[str, Path]) -> vision.Blip:
+    return vision.load(tiny_models["builtin"])
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +45,7 @@ def questions(root: Path) -> list[VQARecord]:
     return load_vqa_dataset(make_vqa_dataset(root / "vqa", 4))
 
 
-def test_caption_eval_scores_every_image(blip: blipkit.Blip, captions: list[CaptionRecord]) -> None:
+def test_caption_eval_scores_every_image(blip: vision.Blip, captions: list[CaptionRecord]) -> None:
     run = caption_eval(blip, captions, settings=FAST, meteor=False, tokenizer="python")
     assert run.metrics["n_images"] == len(captions) and run.metrics["n_failed"] == 0
     for name in ("BLEU-1", "BLEU-4", "ROUGE-L", "CIDEr"):
@@ -56,7 +56,7 @@ def test_caption_eval_scores_every_image(blip: blipkit.Blip, captions: list[Capt
 
 
 def test_caption_eval_reports_a_broken_image(
-    blip: blipkit.Blip, captions: list[CaptionRecord], tmp_path: Path
+    blip: vision.Blip, captions: list[CaptionRecord], tmp_path: Path
 ) -> None:
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"not a png")
@@ -70,7 +70,7 @@ def test_caption_eval_reports_a_broken_image(
     )
 
 
-def test_vqa_eval_generates_and_ranks(blip: blipkit.Blip, questions: list[VQARecord]) -> None:
+def test_vqa_eval_generates_and_ranks(blip: vision.Blip, questions: list[VQARecord]) -> None:
     generated = vqa_eval(blip, questions)
     assert generated.metrics["n_questions"] == len(questions)
     assert 0 <= generated.metrics["accuracy"] <= 100
@@ -86,7 +86,7 @@ def test_vqa_eval_generates_and_ranks(blip: blipkit.Blip, questions: list[VQARec
     assert ranked.metrics["accuracy"] == pytest.approx(mean)
 
 
-def test_vqa_reads_underscores_as_spaces(blip: blipkit.Blip, questions: list[VQARecord]) -> None:
+def test_vqa_reads_underscores_as_spaces(blip: vision.Blip, questions: list[VQARecord]) -> None:
     record = questions[0]
     daquar = [VQARecord(record.image, "what is it ?", ["garbage_bin"], "garbage_bin", "q1", "1")]
     # one candidate: the model must answer it, written with a space, and that counts as right
@@ -94,7 +94,7 @@ def test_vqa_reads_underscores_as_spaces(blip: blipkit.Blip, questions: list[VQA
     assert evaluate_vqa(blip, daquar, choices=["garbage_bin"])["accuracy"] == 100.0
 
 
-def test_retrieval_eval_itc_and_itm(blip: blipkit.Blip, captions: list[CaptionRecord]) -> None:
+def test_retrieval_eval_itc_and_itm(blip: vision.Blip, captions: list[CaptionRecord]) -> None:
     run = retrieval_eval(blip, captions, rerank_k=3)
     m = run.metrics
     n_texts = sum(len(r.captions) for r in captions)
@@ -121,7 +121,7 @@ def test_retrieval_eval_itc_and_itm(blip: blipkit.Blip, captions: list[CaptionRe
 
 
 def test_runners_check_the_heads(tiny_models: dict[str, Path], captions: list[CaptionRecord]) -> None:
-    captioner = blipkit.load(tiny_models["caption"])
+    captioner = vision.load(tiny_models["caption"])
     with pytest.raises(UnsupportedModelError):
         retrieval_eval(captioner, captions)
     with pytest.raises(DataError):

@@ -12,10 +12,9 @@ from pathlib import Path
 
 import pytest
 
-import blipkit
-from blipkit.data import load_caption_dataset, load_vqa_dataset
-from blipkit.errors import BlipkitError
-from blipkit.evaluation.runners import (
+from assistant import vision
+from assistant.datasets import load_caption_dataset, load_vqa_dataset
+from assistant.evaluation.runners import (
     answer_vocabulary,
     caption_eval,
     evaluate_captions,
@@ -24,10 +23,12 @@ from blipkit.evaluation.runners import (
     retrieval_eval,
     vqa_eval,
 )
-from blipkit.tasks.generation import GenerationSettings
-from blipkit.training.finetune import FinetuneConfig, finetune
+from assistant.training.finetune import FinetuneConfig, finetune
+from assistant.vision.errors import VisionError
+from assistant.vision.tasks.generation import GenerationSettings
 
-DATA_DIR = Path(os.environ.get("BLIPKIT_DATA_DIR") or Path(__file__).parents[1].parent / "shared" / "data")
+DATA_DIR = Path(
+    os.environ.get("BLIP_ASSISTANT_DATA_DIR") or Path(__file__).parents[1].parent / "shared" / "data")
 FLICKR = DATA_DIR / "flickr8k" / "dataset_flickr8k.json"
 DAQUAR = DATA_DIR / "daquar"
 
@@ -37,7 +38,8 @@ pytestmark = pytest.mark.slow
 def need(path: Path) -> None:
     if not path.exists():
         pytest.skip(
-            f"real data not found at {path} (set BLIPKIT_DATA_DIR to the folder holding flickr8k/, daquar/)"
+            f"real data not found at {path} "
+            "(set BLIP_ASSISTANT_DATA_DIR to the folder holding flickr8k/, daquar/)"
         )
 
 
@@ -48,7 +50,7 @@ def tiny(tiny_models: dict[str, Path]) -> Path:
 
 def test_flickr8k_caption_and_retrieval(tiny: Path) -> None:
     need(FLICKR)
-    blip = blipkit.load(tiny)
+    blip = vision.load(tiny)
     records = load_caption_dataset(FLICKR, split="test")[:12]
     run = caption_eval(blip, records, settings=GenerationSettings(max_new_tokens=8), meteor=False)
     assert run.metrics["n_images"] == 12 and run.metrics["CIDEr"] >= 0
@@ -58,7 +60,7 @@ def test_flickr8k_caption_and_retrieval(tiny: Path) -> None:
 
 def test_daquar_rank_and_generate(tiny: Path) -> None:
     need(DAQUAR)
-    blip = blipkit.load(tiny)
+    blip = vision.load(tiny)
     test = load_vqa_dataset(DAQUAR, split="test", check_images=False)[:10]
     vocabulary = answer_vocabulary(load_vqa_dataset(DAQUAR, split="train", check_images=False), 40)
     assert all("_" not in answer for answer in vocabulary)  # garbage_bin -> garbage bin
@@ -85,15 +87,15 @@ def test_finetune_on_flickr8k(tiny: Path, tmp_path: Path) -> None:
         )
     )
     assert result.global_step == 2 and result.metric == "r1_mean"
-    assert blipkit.load(tmp_path).tasks == {"caption", "vqa", "itm", "itc"}
+    assert vision.load(tmp_path).tasks == {"caption", "vqa", "itm", "itc"}
 
 
 def test_builtin_model_on_real_slices() -> None:
     need(FLICKR)
     need(DAQUAR)
     try:
-        blip = blipkit.load("builtin")
-    except BlipkitError as exc:
+        blip = vision.load("builtin")
+    except VisionError as exc:
         pytest.skip(f"the built-in model is not installed: {exc}")
     flickr = load_caption_dataset(FLICKR, split="test")[:50]
     captions = evaluate_captions(blip, flickr, meteor=False)

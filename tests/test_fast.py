@@ -1,4 +1,4 @@
-"""The CPU fast path (blipkit.runtime.fast) against the default path, on tiny random checkpoints."""
+"""The CPU fast path (assistant.vision.runtime.fast) against the default path, on tiny random checkpoints."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import pytest
 import torch
 from torch import nn
 
-import blipkit
-from blipkit.errors import ModelNotFoundError
-from blipkit.runtime.checkpoint import ARCHITECTURES, read_architecture
-from blipkit.runtime.fast import (
+from assistant import vision
+from assistant.vision.errors import ModelNotFoundError
+from assistant.vision.runtime.checkpoint import ARCHITECTURES, read_architecture
+from assistant.vision.runtime.fast import (
     ABSORBED,
     BF16,
     CACHED,
@@ -32,9 +32,9 @@ from blipkit.runtime.fast import (
     make_linear,
     read_safetensors,
 )
-from blipkit.runtime.fast.attention import _row_repeat
-from blipkit.runtime.fast.plan import _probe
-from blipkit.tasks.generation import GenerationSettings
+from assistant.vision.runtime.fast.attention import _row_repeat
+from assistant.vision.runtime.fast.plan import _probe
+from assistant.vision.tasks.generation import GenerationSettings
 
 GREEDY = GenerationSettings(decoding="greedy", max_new_tokens=6, min_new_tokens=6, no_repeat_ngram_size=0)
 BEAM = GenerationSettings(decoding="beam", num_beams=3, max_new_tokens=6, min_new_tokens=6)
@@ -44,13 +44,13 @@ def _cls(path: Path) -> type:
     return ARCHITECTURES[read_architecture(path)][0]
 
 
-def _fast_blip(path: Path, plan: FastPlan) -> blipkit.Blip:
-    """A Blip whose model is ``plan``'s (blipkit.load(fast=True) always uses the machine's default plan)."""
+def _fast_blip(path: Path, plan: FastPlan) -> vision.Blip:
+    """A Blip whose model is ``plan``'s (vision.load(fast=True) always uses the machine's default plan)."""
     import dataclasses
 
-    reference = blipkit.load(str(path))
+    reference = vision.load(str(path))
     model, _ = load_fast(_cls(path), path, plan)
-    return blipkit.Blip(dataclasses.replace(reference.checkpoint, model=model))
+    return vision.Blip(dataclasses.replace(reference.checkpoint, model=model))
 
 
 def _formats() -> list[str]:
@@ -170,7 +170,7 @@ def test_image_keys_are_projected_once_per_image_or_never(tiny_models: dict[str,
     """transformers projects the image keys once per beam, and blipkit's confidence pass once more; the
     shared mode once per image and pass; the absorbed mode (the default) never."""
     path, fmt = tiny_models["caption"], _formats()[0]
-    blips = {"default": blipkit.load(str(path)), "absorbed": blipkit.load(str(path), fast=True),
+    blips = {"default": vision.load(str(path)), "absorbed": vision.load(str(path), fast=True),
              "shared": _fast_blip(path, FastPlan(image=fmt, text=fmt, encoder=fmt, cross=SHARED))}
     calls: dict[str, list[int]] = {name: [] for name in blips}
     for name, blip in blips.items():
@@ -247,21 +247,21 @@ def test_fast_load_keeps_no_float32_linear_weights(tiny_models: dict[str, Path])
 
 def test_fast_rejects_a_non_float32_dtype(tiny_models: dict[str, Path]) -> None:
     with pytest.raises(ValueError, match="precision"):
-        blipkit.load(str(tiny_models["caption"]), fast=True, dtype="bfloat16")
+        vision.load(str(tiny_models["caption"]), fast=True, dtype="bfloat16")
 
 
 def test_fast_checkpoint_says_what_plan_it_runs(tiny_models: dict[str, Path]) -> None:
-    blip = blipkit.load(str(tiny_models["itm"]), fast=True)
+    blip = vision.load(str(tiny_models["itm"]), fast=True)
     assert blip.checkpoint.extras["fast"] == default_plan().describe() | {
         "image": blip.checkpoint.extras["fast"]["image"], "text": blip.checkpoint.extras["fast"]["text"]}
-    assert "fast" not in blipkit.load(str(tiny_models["itm"])).checkpoint.extras
+    assert "fast" not in vision.load(str(tiny_models["itm"])).checkpoint.extras
 
 
 def test_apply_fast_equals_load_fast(tiny_models: dict[str, Path], images: list) -> None:
     path = tiny_models["itm"]
     plan = FastPlan(image=_formats()[0], text=_formats()[0], encoder=_formats()[0])
     streamed = _fast_blip(path, plan)
-    converted = blipkit.load(str(path))
+    converted = vision.load(str(path))
     apply_fast(converted.checkpoint.model, plan)
     assert np.array_equal(streamed.embed_images(images), converted.embed_images(images))
 
@@ -271,11 +271,11 @@ def test_float32_plan_reproduces_the_default_path_exactly(tiny_models: dict[str,
     """Packed float32 weights, fused attention and shared image keys change no token."""
     plan = FastPlan(image=FP32, text=FP32, encoder=FP32)
     for kind in ("caption", "builtin"):
-        default, fast = blipkit.load(str(tiny_models[kind])), _fast_blip(tiny_models[kind], plan)
+        default, fast = vision.load(str(tiny_models[kind])), _fast_blip(tiny_models[kind], plan)
         for settings in (GREEDY, BEAM):
             want = [r.caption for r in default.caption(images, settings=settings)]
             assert [r.caption for r in fast.caption(images, settings=settings)] == want
-    default, fast = blipkit.load(str(tiny_models["vqa"])), _fast_blip(tiny_models["vqa"], plan)
+    default, fast = vision.load(str(tiny_models["vqa"])), _fast_blip(tiny_models["vqa"], plan)
     question = "what is it?"
     assert [r.answer for r in fast.ask(images, question)] == [r.answer for r in default.ask(images, question)]
 
@@ -283,7 +283,7 @@ def test_float32_plan_reproduces_the_default_path_exactly(tiny_models: dict[str,
 @pytest.mark.parametrize("kind", ["itm", "builtin"])
 def test_fast_embeddings_and_matching_stay_close(tiny_models: dict[str, Path], images: list, kind: str
                                                  ) -> None:
-    default, fast = blipkit.load(str(tiny_models[kind])), blipkit.load(str(tiny_models[kind]), fast=True)
+    default, fast = vision.load(str(tiny_models[kind])), vision.load(str(tiny_models[kind]), fast=True)
     texts = ["a dog on the grass", "two cats"]
     cos_images = np.sum(default.embed_images(images) * fast.embed_images(images), axis=1)
     cos_texts = np.sum(default.embed_texts(texts) * fast.embed_texts(texts), axis=1)
@@ -296,7 +296,7 @@ def test_fast_embeddings_and_matching_stay_close(tiny_models: dict[str, Path], i
 @pytest.mark.parametrize("kind", ["caption", "vqa", "builtin"])
 def test_fast_decoder_logits_stay_close(tiny_models: dict[str, Path], images: list, kind: str) -> None:
     """Fed the same tokens and image, the fast decoder's next-token distribution is the default's."""
-    default, fast = blipkit.load(str(tiny_models[kind])), blipkit.load(str(tiny_models[kind]), fast=True)
+    default, fast = vision.load(str(tiny_models[kind])), vision.load(str(tiny_models[kind]), fast=True)
     ids = torch.tensor([[default.checkpoint.text_config.bos_token_id, 10, 20, 30, 40, 50]] * len(images))
     probs = []
     for blip in (default, fast):
@@ -312,7 +312,7 @@ def test_eager_attention_variant_runs(tiny_models: dict[str, Path], images: list
     """With fused attention off, BLIP's own attention gets float32 from every fast layer."""
     fmt = _formats()[0]
     for kind in ("caption", "builtin"):
-        default = blipkit.load(str(tiny_models[kind]))
+        default = vision.load(str(tiny_models[kind]))
         fast = _fast_blip(tiny_models[kind], FastPlan(image=fmt, text=fmt, encoder=fmt, sdpa=False))
         assert all(r.ok and r.caption for r in fast.caption(images, settings=BEAM))
         want = np.array([r.score for r in default.match(images, "a dog")]) if kind == "builtin" else None
@@ -324,7 +324,7 @@ def test_fast_caption_results_are_complete(tiny_models: dict[str, Path], images:
                                            ) -> None:
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"not an image")
-    fast = blipkit.load(str(tiny_models["builtin"]), fast=True)
+    fast = vision.load(str(tiny_models["builtin"]), fast=True)
     results = fast.caption([*images, str(bad)], settings=BEAM)
     assert [r.ok for r in results] == [True] * len(images) + [False]
     assert all(r.caption and 0 < r.confidence <= 1 for r in results[:-1])
@@ -334,7 +334,7 @@ def test_fast_caption_results_are_complete(tiny_models: dict[str, Path], images:
 def test_int8_weights_are_quantized_block_by_block_as_in_one_call(monkeypatch: pytest.MonkeyPatch) -> None:
     if not _probe(INT8):
         pytest.skip("no int8 kernels here")
-    from blipkit.runtime.fast import Int8Linear
+    from assistant.vision.runtime.fast import Int8Linear
 
     weight = torch.randn(37, 24, generator=torch.Generator().manual_seed(3)).to(torch.bfloat16)
     monkeypatch.setattr(Int8Linear, "_BLOCK", 5)  # 37 rows: seven full blocks and a short one
@@ -352,7 +352,7 @@ def test_encoder_layers_follow_their_own_format(tiny_models: dict[str, Path], ki
     the built-in model shares between its encoder and decoder follow the decoder's format."""
     if not _probe(INT8):
         pytest.skip("no int8 kernels here")
-    from blipkit.runtime.fast import Int8Linear
+    from assistant.vision.runtime.fast import Int8Linear
 
     path = tiny_models[kind]
     model, _ = load_fast(_cls(path), path, FastPlan(image=FP32, text=FP32, encoder=INT8, head=FP32))
@@ -367,7 +367,7 @@ def test_encoder_layers_follow_their_own_format(tiny_models: dict[str, Path], ki
 def test_bfloat16_plan_keeps_lookup_tables_and_image_kv_in_bfloat16(tiny_models: dict[str, Path]) -> None:
     if not _probe(BF16):
         pytest.skip("no bfloat16 kernels here")
-    from blipkit.runtime.fast import WideEmbedding
+    from assistant.vision.runtime.fast import WideEmbedding
 
     path = tiny_models["vqa"]
     model, _ = load_fast(_cls(path), path, FastPlan(image=BF16, text=BF16, encoder=BF16))
@@ -385,12 +385,12 @@ def test_bfloat16_plan_keeps_lookup_tables_and_image_kv_in_bfloat16(tiny_models:
 
 def test_fast_path_runs_the_vision_encoder_a_few_images_at_a_time(tiny_models: dict[str, Path], images: list
                                                                    ) -> None:
-    from blipkit import defaults
-    from blipkit.runtime.encoding import encode_images
+    from assistant.vision import defaults
+    from assistant.vision.runtime.encoding import encode_images
 
     calls: dict[str, list[int]] = {"default": [], "fast": []}
     for name in calls:
-        blip = blipkit.load(str(tiny_models["itm"]), fast=name == "fast")
+        blip = vision.load(str(tiny_models["itm"]), fast=name == "fast")
         blip.checkpoint.model.vision_model.register_forward_hook(
             lambda module, args, kwargs, out, name=name: calls[name].append(len(kwargs["pixel_values"])),
             with_kwargs=True,
@@ -404,29 +404,29 @@ def test_fast_path_runs_the_vision_encoder_a_few_images_at_a_time(tiny_models: d
 # --- the default --------------------------------------------------------------------------------------------
 def test_the_default_is_fast_where_its_quality_was_measured(tiny_models: dict[str, Path],
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    from blipkit.runtime.checkpoint import use_fast
-    from blipkit.runtime.fast import has_fast_bf16
+    from assistant.vision.runtime.checkpoint import use_fast
+    from assistant.vision.runtime.fast import has_fast_bf16
 
-    monkeypatch.delenv("BLIPKIT_FAST", raising=False)
+    monkeypatch.delenv("BLIP_ASSISTANT_FAST", raising=False)
     assert use_fast(None, "cpu", torch.float32) is has_fast_bf16()
     assert use_fast(None, "cpu", torch.bfloat16) is False  # an explicit dtype is the user's choice
     assert use_fast(None, "cuda", torch.float32) is False  # the plan is a no-op there
     assert use_fast(False, "cpu", torch.float32) is False and use_fast(True, "cuda", torch.float32) is True
-    assert ("fast" in blipkit.load(str(tiny_models["itm"])).checkpoint.extras) is has_fast_bf16()
-    monkeypatch.setenv("BLIPKIT_FAST", "1")
+    assert ("fast" in vision.load(str(tiny_models["itm"])).checkpoint.extras) is has_fast_bf16()
+    monkeypatch.setenv("BLIP_ASSISTANT_FAST", "1")
     assert use_fast(None, "cuda", torch.float32) is True
     assert use_fast(None, "cpu", torch.bfloat16) is False
-    assert "fast" in blipkit.load(str(tiny_models["itm"])).checkpoint.extras
-    monkeypatch.setenv("BLIPKIT_FAST", "0")
+    assert "fast" in vision.load(str(tiny_models["itm"])).checkpoint.extras
+    monkeypatch.setenv("BLIP_ASSISTANT_FAST", "0")
     assert use_fast(None, "cpu", torch.float32) is False
-    assert "fast" not in blipkit.load(str(tiny_models["itm"])).checkpoint.extras
-    monkeypatch.setenv("BLIPKIT_FAST", "sometimes")
-    with pytest.raises(ValueError, match="BLIPKIT_FAST"):
+    assert "fast" not in vision.load(str(tiny_models["itm"])).checkpoint.extras
+    monkeypatch.setenv("BLIP_ASSISTANT_FAST", "sometimes")
+    with pytest.raises(ValueError, match="BLIP_ASSISTANT_FAST"):
         use_fast(None, "cpu", torch.float32)
 
 
 def test_folded_batchnorm_trunk_computes_the_same_features() -> None:
-    from blipkit.models.builtin.efficientnet_lite import EfficientNetLite
+    from assistant.vision.models.builtin.efficientnet_lite import EfficientNetLite
 
     torch.manual_seed(0)
     trunk = EfficientNetLite("lite0").eval()

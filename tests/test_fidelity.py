@@ -13,7 +13,7 @@ from transformers.models.blip import (
     BlipImageProcessorPil,
 )
 
-import blipkit
+from assistant import vision
 
 
 def _text(tok, text):
@@ -30,7 +30,7 @@ def _plain(path, cls):
 @pytest.mark.parametrize("prompt", [None, "a picture of"])
 def test_caption_tokens_equal_transformers(tiny_models, images, decoding, prompt) -> None:
     model, tok, proc = _plain(tiny_models["caption"], BlipForConditionalGeneration)
-    blip = blipkit.load(tiny_models["caption"])
+    blip = vision.load(tiny_models["caption"])
     kwargs = {
         "max_new_tokens": 12,
         "min_new_tokens": 3,
@@ -51,7 +51,7 @@ def test_caption_tokens_equal_transformers(tiny_models, images, decoding, prompt
 
 def test_caption_confidence_is_mean_token_probability(tiny_models, images) -> None:
     model, _tok, proc = _plain(tiny_models["caption"], BlipForConditionalGeneration)
-    blip = blipkit.load(tiny_models["caption"])
+    blip = vision.load(tiny_models["caption"])
     result = blip.caption(
         images[:1],
         decoding="greedy",
@@ -75,7 +75,7 @@ def test_caption_confidence_is_mean_token_probability(tiny_models, images) -> No
 
 def test_vqa_answers_equal_transformers(tiny_models, images) -> None:
     model, tok, proc = _plain(tiny_models["vqa"], BlipForQuestionAnswering)
-    blip = blipkit.load(tiny_models["vqa"])
+    blip = vision.load(tiny_models["vqa"])
     question = "what color is the dog?"
     results = blip.ask(images, question)
     for image, result in zip(images, results, strict=True):
@@ -88,7 +88,7 @@ def test_vqa_answers_equal_transformers(tiny_models, images) -> None:
 
 def test_itm_and_itc_equal_transformers(tiny_models, images) -> None:
     model, tok, proc = _plain(tiny_models["itm"], BlipForImageTextRetrieval)
-    blip = blipkit.load(tiny_models["itm"])
+    blip = vision.load(tiny_models["itm"])
     texts = ["a dog on the grass", "two people"]
     results = blip.match(images[:1], texts)
     image_vec = blip.embed_images(images[:1])
@@ -104,7 +104,7 @@ def test_itm_and_itc_equal_transformers(tiny_models, images) -> None:
 
 
 def test_rank_answers_scores_sum_to_one_and_pick_best(tiny_models, images) -> None:
-    blip = blipkit.load(tiny_models["vqa"])
+    blip = vision.load(tiny_models["vqa"])
     result = blip.ask(images[:1], "what is it?", choices=["dog", "cat", "red car"])[0]
     assert sum(result.scores.values()) == pytest.approx(1.0, abs=1e-5)
     assert result.answer == max(result.scores, key=result.scores.get)
@@ -115,9 +115,9 @@ def test_rank_answers_scores_sum_to_one_and_pick_best(tiny_models, images) -> No
 
 
 def test_rank_answers_scores_only_the_top_k_first_tokens_in_full(tiny_models, images) -> None:
-    from blipkit.tasks.ask import rank_answers
+    from assistant.vision.tasks.ask import rank_answers
 
-    blip = blipkit.load(tiny_models["vqa"])
+    blip = vision.load(tiny_models["vqa"])
     embeds = blip.encode_images(images[:2]).embeds
     questions = ["what is it?", "how many?"]
     cands = ["dog", "cat", "red car", "two", "blue", "a small house", "tree", "yes", "no", "three dogs"]

@@ -11,11 +11,11 @@ import torch
 from safetensors.torch import load_file
 from transformers import TrainerCallback
 
-import blipkit
-from blipkit.errors import BlipkitError, DataError, UnsupportedModelError
-from blipkit.training import trainer_state
-from blipkit.training.finetune import FinetuneConfig, build_trainer, finetune
-from blipkit.training.toy_data import make_caption_dataset, make_vqa_dataset
+from assistant import vision
+from assistant.training import trainer_state
+from assistant.training.finetune import FinetuneConfig, build_trainer, finetune
+from assistant.training.toy_data import make_caption_dataset, make_vqa_dataset
+from assistant.vision.errors import DataError, UnsupportedModelError, VisionError
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +85,7 @@ def test_loss_falls_and_model_loads(
     after = trainer.evaluate()["eval_loss"]
     assert after < before
     trainer.save_model(config.output)
-    blip = blipkit.load(config.output)
+    blip = vision.load(config.output)
     assert (
         blip.checkpoint.architecture
         == json.loads((models[kind] / "config.json").read_text())["architectures"][0]
@@ -164,7 +164,7 @@ def test_resume_refuses_foreign_checkpoints(models: dict[str, Path], captions: P
     (foreign / "optimizer.pt").write_bytes(b"not for unpickling")
     (foreign / "trainer_state.json").write_text("{}")
     trainer = build_trainer(_config("caption", captions, models["caption"], tmp_path / "out"))
-    with pytest.raises(BlipkitError, match="not a blipkit fine-tuning checkpoint"):
+    with pytest.raises(VisionError, match="not a fine-tuning checkpoint of this trainer"):
         trainer.train(resume_from_checkpoint=True)
 
 

@@ -1,6 +1,6 @@
 """Fuzz load_image: mutated image files give an RGB image or an ImageError, nothing else, quickly.
 
-The seed files and the mutation operators come from scripts/fuzz_images.py (the long run);
+The seed files and the mutation operators come from tests/reliability/fuzz_images.py (the long run);
 here hypothesis draws the mutations, derandomized so every run tries the same ~300 inputs.
 """
 
@@ -13,11 +13,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from blipkit.errors import ImageError
-from blipkit.io import load_image
+from assistant.vision.errors import ImageError
+from assistant.vision.io import load_image
 
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "scripts" / "fuzz_images.py"
+SCRIPT = ROOT / "tests" / "reliability" / "fuzz_images.py"
 
 
 def _load_script():  # type: ignore[no-untyped-def]

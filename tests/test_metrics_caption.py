@@ -6,13 +6,13 @@ import math
 
 import pytest
 
-from blipkit.errors import DataError
-from blipkit.evaluation.caption_metrics import (
+from assistant.evaluation.caption_metrics import (
     caption_scores,
     java_path,
     ptb_tokenize,
     simple_ptb_tokenize,
 )
+from assistant.vision.errors import DataError
 
 needs_java = pytest.mark.skipif(java_path() is None, reason="java is not on PATH")
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from rich.console import Console
 
-from blipkit.evaluation.report import blipkit_version, print_table, save_predictions, write_report
+from assistant.evaluation.report import assistant_version, print_table, save_predictions, write_report
 
 
 def test_write_report_holds_everything(tmp_path: Path) -> None:
@@ -26,7 +26,7 @@ def test_write_report_holds_everything(tmp_path: Path) -> None:
         extra={"limit": np.int64(100)},
     )
     report = json.loads(out.read_text())
-    assert report["blipkit_version"] == blipkit_version() != ""
+    assert report["assistant_version"] == assistant_version() != ""
     assert report["task"] == "caption" and report["model"] == "builtin" and report["split"] == "test"
     assert report["data"] == str(tmp_path / "data.json")
     assert report["metrics"] == {"BLEU-4": 31.25, "METEOR": None, "CIDEr": None, "notes": ["SPICE skipped"]}

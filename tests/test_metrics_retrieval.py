@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from blipkit.errors import DataError
-from blipkit.evaluation import retrieval_metrics
-from blipkit.evaluation.retrieval_metrics import image_to_text_ranks, retrieval_scores, text_to_image_ranks
+from assistant.evaluation import retrieval_metrics
+from assistant.evaluation.retrieval_metrics import image_to_text_ranks, retrieval_scores, text_to_image_ranks
+from assistant.vision.errors import DataError
 
 # Two images, two texts each. Image 1's best correct text (0.6) trails a wrong one (0.7); texts 1 and 2
 # each have a wrong image ahead of theirs.

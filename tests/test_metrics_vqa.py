@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from blipkit.data import VQARecord
-from blipkit.errors import DataError
-from blipkit.evaluation.vqa_metrics import (
+from assistant.datasets import VQARecord
+from assistant.evaluation.vqa_metrics import (
     normalize_answer,
     split_list_answer,
     vqa_accuracy,
@@ -15,6 +14,7 @@ from blipkit.evaluation.vqa_metrics import (
     wups,
     wups_from_similarity,
 )
+from assistant.vision.errors import DataError
 
 HAVE_WORDNET = wordnet_status()[0] is not None
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from blipkit.training.objectives import _sample_negatives
+from assistant.training.objectives import _sample_negatives
 
 
 def _draws(random_share: float, n: int = 4000) -> torch.Tensor:
@@ -31,8 +31,8 @@ def test_random_share_mixes_in_uniform_negatives() -> None:
 
 
 def test_decoder_loss_equals_the_decoders_own_loss_on_padded_batches(tiny_models) -> None:
-    from blipkit.models.builtin.modeling import BuiltinBlipModel
-    from blipkit.training.objectives import decoder_loss
+    from assistant.training.objectives import decoder_loss
+    from assistant.vision.models.builtin.modeling import BuiltinBlipModel
 
     model = BuiltinBlipModel.from_pretrained(tiny_models["builtin"]).eval()
     text = model.config.text_config

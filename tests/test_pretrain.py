@@ -9,8 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
-from blipkit.training.config import load_config
-from blipkit.training.pretrain import Pretrainer
+from assistant.training.config import load_config
+from assistant.training.pretrain import Pretrainer
 
 COLORS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220), "white": (250, 250, 250)}
 
@@ -64,9 +64,9 @@ def test_losses_fall_and_model_is_saved(tmp_path, tiny_data, tiny_models) -> Non
     last = [h for h in history if "loss" in h][-1]
     assert last["lm"] < first["lm"] and last["vqa"] < first["vqa"]
     assert (best / "model.safetensors").exists() and (best / "tokenizer.json").exists()
-    import blipkit
+    from assistant import vision
 
-    blip = blipkit.load(best)
+    blip = vision.load(best)
     assert blip.tasks == {"caption", "vqa", "itm", "itc"}
 
 
@@ -77,7 +77,7 @@ def test_training_starts_from_float16_weights_in_float32(tmp_path, tiny_data, ti
 
     import torch
 
-    from blipkit.models.builtin import BuiltinBlipModel
+    from assistant.vision.models.builtin import BuiltinBlipModel
 
     half = tmp_path / "half"
     shutil.copytree(tiny_models["builtin"], half)
@@ -120,21 +120,21 @@ def test_resume_equals_unbroken_run(tmp_path, tiny_data, tiny_models) -> None:
 def test_cnn_features_are_reused_until_their_inputs_change(tmp_path, tiny_data, tiny_models, caplog) -> None:
     import shutil
 
-    from blipkit.training.pretrain import TRUNK_CACHE_FILE
+    from assistant.training.pretrain import TRUNK_CACHE_FILE
 
     data = tmp_path / "data"
     shutil.copytree(tiny_data, data)
     config = _config(tmp_path, data, tiny_models["builtin"], 2)
     first = Pretrainer(load_config(config))
     assert (tmp_path / "run" / TRUNK_CACHE_FILE).exists()
-    with caplog.at_level("INFO", logger="blipkit.training.pretrain"):
+    with caplog.at_level("INFO", logger="assistant.training.pretrain"):
         again = Pretrainer(load_config(config))
     assert "CNN features from" in caplog.text
     assert torch.equal(again.trunk_cache, first.trunk_cache)
 
     Image.new("RGB", (32, 32), (5, 5, 5)).save(data / "images" / "red0.png")  # an image changed on disk
     caplog.clear()
-    with caplog.at_level("INFO", logger="blipkit.training.pretrain"):
+    with caplog.at_level("INFO", logger="assistant.training.pretrain"):
         changed = Pretrainer(load_config(config))
     assert "CNN features from" not in caplog.text
     assert not torch.equal(changed.trunk_cache, first.trunk_cache)
@@ -199,7 +199,7 @@ def test_a_recipe_out_of_range_is_refused_with_the_setting_named(
 
 
 def test_unreadable_recipes_and_recipes_without_data_are_refused(tmp_path, tiny_data, tiny_models) -> None:
-    from blipkit.errors import DataError
+    from assistant.vision.errors import DataError
 
     (tmp_path / "broken.yaml").write_text("train: {steps: [\n")
     with pytest.raises(ValueError, match="cannot read the recipe"):

@@ -1,7 +1,7 @@
 """Decompression bombs and huge canvases are refused from their header, with bounded memory.
 
-The files and the subprocess measurement come from scripts/reliability/bombs.py (which also prints the
-figures recorded in docs/reliability.md).
+The files and the subprocess measurement come from tests/reliability/bombs.py (which also prints the
+figures recorded in tests/reliability/README.md).
 """
 
 from __future__ import annotations
@@ -15,15 +15,15 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from blipkit import defaults
-from blipkit.errors import ImageTooLargeError
-from blipkit.io import load_image
+from assistant.vision import defaults
+from assistant.vision.errors import ImageTooLargeError
+from assistant.vision.io import load_image
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def _load_script():  # type: ignore[no-untyped-def]
-    path = ROOT / "scripts" / "reliability" / "bombs.py"
+    path = ROOT / "tests" / "reliability" / "bombs.py"
     spec = importlib.util.spec_from_file_location("reliability_bombs", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -59,13 +59,11 @@ def test_bombs_are_refused_with_bounded_memory(tmp_path: Path) -> None:
 
 
 def test_limit_defaults_to_the_single_source_of_truth() -> None:
-    from blipkit.blip import Blip
-    from blipkit.runtime.encoding import encode_images
-    from blipkit.serve.settings import ServeSettings
+    from assistant.vision.blip import Blip
+    from assistant.vision.runtime.encoding import encode_images
 
     for fn in (load_image, encode_images, Blip.encode_images):
         assert inspect.signature(fn).parameters["max_pixels"].default == defaults.MAX_IMAGE_PIXELS, fn
-    assert ServeSettings.__dataclass_fields__["max_pixels"].default == defaults.MAX_IMAGE_PIXELS
     assert 0 < defaults.MAX_IMAGE_PIXELS < Image.MAX_IMAGE_PIXELS * 2  # below Pillow's own hard ceiling
 
 
@@ -77,10 +75,10 @@ def test_limit_is_configurable_to_the_pixel() -> None:
 
 
 def test_blip_encode_images_passes_the_limit_on(tmp_path: Path) -> None:
-    import blipkit
-    from blipkit.testing import make_tiny_checkpoint
+    from assistant import vision
+    from assistant.vision.testing import make_tiny_checkpoint
 
-    blip = blipkit.load(make_tiny_checkpoint("builtin", tmp_path / "m"))
+    blip = vision.load(make_tiny_checkpoint("builtin", tmp_path / "m"))
     data = bombs.small_png(100, 50)
     feats = blip.encode_images([data, data], max_pixels=4999)
     assert sorted(feats.errors) == [0, 1]

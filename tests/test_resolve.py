@@ -6,9 +6,9 @@ import time
 
 import pytest
 
-import blipkit
-from blipkit.errors import ModelNotFoundError, UnsupportedModelError
-from blipkit.runtime import resolve
+from assistant import vision
+from assistant.vision.errors import ModelNotFoundError, UnsupportedModelError
+from assistant.vision.runtime import resolve
 
 
 def test_alias_of_missing_hub_model_fails_fast_offline(monkeypatch, tmp_path) -> None:
@@ -46,14 +46,14 @@ def test_local_folder_and_errors(tiny_models, tmp_path) -> None:
 
 def test_builtin_dir_env_override(tiny_models, monkeypatch) -> None:
     monkeypatch.setenv(resolve.BUILTIN_ENV, str(tiny_models["builtin"]))
-    assert blipkit.load("builtin").tasks == {"caption", "vqa", "itm", "itc"}
+    assert vision.load("builtin").tasks == {"caption", "vqa", "itm", "itc"}
 
 
 def test_non_blip_and_pickle_only_checkpoints_refused(tmp_path) -> None:
     (tmp_path / "config.json").write_text('{"architectures": ["BertModel"], "model_type": "bert"}')
     with pytest.raises(UnsupportedModelError, match="BLIP"):
-        blipkit.load(tmp_path)
+        vision.load(tmp_path)
     (tmp_path / "config.json").write_text('{"architectures": ["BlipForConditionalGeneration"]}')
     (tmp_path / "pytorch_model.bin").write_bytes(b"pickle")
     with pytest.raises(ModelNotFoundError, match="safetensors"):
-        blipkit.load(tmp_path)
+        vision.load(tmp_path)

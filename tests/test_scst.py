@@ -8,12 +8,12 @@ import json
 import pytest
 import torch
 
-import blipkit
-from blipkit.evaluation.caption_metrics import simple_ptb_tokenize
-from blipkit.training import objectives as obj
-from blipkit.training.config import load_config
-from blipkit.training.pretrain import Pretrainer
-from blipkit.training.rewards import CiderD
+from assistant import vision
+from assistant.evaluation.caption_metrics import simple_ptb_tokenize
+from assistant.training import objectives as obj
+from assistant.training.config import load_config
+from assistant.training.pretrain import Pretrainer
+from assistant.training.rewards import CiderD
 from test_pretrain import _config, tiny_data  # noqa: F401  (the fixture)
 
 REFS = {
@@ -52,7 +52,7 @@ def test_cider_d_frequencies_are_fixed_at_init() -> None:
 
 def test_scst_raises_the_reward(tiny_models) -> None:
     torch.manual_seed(0)
-    ckpt = blipkit.load(tiny_models["builtin"], fast=False).checkpoint
+    ckpt = vision.load(tiny_models["builtin"], fast=False).checkpoint
     model = ckpt.model.train()
     embeds = torch.randn(8, 5, model.config.text_config.encoder_hidden_size) * 0.5
 

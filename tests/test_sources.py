@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from blipkit.errors import ImageError, ImageNotFoundError
-from blipkit.io import expand_sources, load_image
+from assistant.vision.errors import ImageError, ImageNotFoundError
+from assistant.vision.io import expand_sources, load_image
 
 
 def touch(root: Path, *names: str) -> None:

@@ -1,0 +1,63 @@
+"""Every action the user can take, in one registry.
+
+The tray menu, the fallback window, the global hotkeys, ``blip-assistant trigger ACTION``, the user
+guide and the tests all read this table, so an action is added or renamed in one place. The
+registry is data only: the app's controller maps each id to the code that runs it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Action:
+    id: str  # the trigger name, `blip-assistant trigger ID`
+    label: str  # the menu text; "&" marks the mnemonic
+    description: str  # one sentence for the user guide, tooltips and accessible descriptions
+    hotkey: str | None = None  # the default global hotkey, "Ctrl+Alt+D" style; None: no default
+    category: str = "describe"
+
+    @property
+    def plain_label(self) -> str:
+        return self.label.replace("&", "")
+
+
+# Defaults stay on Ctrl+Alt+letter: NVDA, JAWS and Narrator use Insert/CapsLock (and Orca its own
+# key) as their modifier, so these combinations do not shadow a screen-reader command.
+ACTIONS: tuple[Action, ...] = (
+    Action("describe-screen", "Describe &screen",
+           "Describe the whole screen (the monitor under the pointer).",
+           "Ctrl+Alt+D"),
+    Action("describe-region", "Describe &region",
+           "Pick a region of the screen by keyboard or mouse and describe it.",
+           "Ctrl+Alt+R"),
+    Action("describe-window", "Describe active &window", "Describe the window that has the focus.",
+           "Ctrl+Alt+W"),
+    Action("describe-pointer", "Describe around the &pointer", "Describe the area around the mouse pointer.",
+           "Ctrl+Alt+M"),
+    Action("describe-clipboard", "Describe the &clipboard image", "Describe the image on the clipboard."),
+    Action("open-image", "&Open an image…", "Open an image file and describe it."),
+    Action("ask", "&Ask about the last image", "Ask a question about the last image described.",
+           "Ctrl+Alt+Q", category="ask"),
+    Action("repeat", "Re&peat last", "Say the last result again.", "Ctrl+Alt+L", category="speech"),
+    Action("stop", "S&top speaking", "Stop speaking at once.", "Ctrl+Alt+S", category="speech"),
+    Action("history", "&History", "Open the list of earlier descriptions and answers.", category="window"),
+    Action("settings", "S&ettings…", "Open the settings.", category="window"),
+    Action("quit", "&Quit", "Quit the assistant.", category="app"),
+)
+
+BY_ID: dict[str, Action] = {a.id: a for a in ACTIONS}
+
+
+def get(action_id: str) -> Action:
+    """The action named ``action_id``; a KeyError that lists the known names otherwise."""
+    try:
+        return BY_ID[action_id]
+    except KeyError:
+        raise KeyError(f"unknown action {action_id!r}; known: {', '.join(BY_ID)}") from None
+
+
+def default_hotkeys() -> dict[str, str]:
+    """Action id -> default hotkey, for the actions that have one."""
+    return {a.id: a.hotkey for a in ACTIONS if a.hotkey}

@@ -1,0 +1,316 @@
+"""The :class:`Blip` class: one loaded checkpoint and every task it can run."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+import torch
+
+from assistant.vision import defaults
+from assistant.vision.errors import VisionError
+from assistant.vision.io import ImageInput, expand_sources
+from assistant.vision.results import AnswerResult, CaptionResult, MatchResult
+from assistant.vision.runtime.checkpoint import Checkpoint, load_checkpoint
+from assistant.vision.runtime.encoding import ImageFeatures, batched, check_text, encode_images
+from assistant.vision.runtime.resolve import resolve_checkpoint
+from assistant.vision.tasks import ask as ask_task
+from assistant.vision.tasks import caption as caption_task
+from assistant.vision.tasks import embed as embed_task
+from assistant.vision.tasks import match as match_task
+from assistant.vision.tasks.generation import GenerationSettings
+
+Images = ImageInput | Sequence[ImageInput] | ImageFeatures
+
+
+def load(
+    name_or_path: str | os.PathLike[str] = defaults.DEFAULT_MODEL,
+    task: str | None = None,
+    *,
+    device: str = "cpu",
+    dtype: str | torch.dtype = "float32",
+    threads: int | None = None,
+    fast: bool | None = None,
+) -> Blip:
+    """Load a BLIP checkpoint: ``builtin``, an alias (``base``, ``large``, ``vqa``, ``itm``...), a hub id
+    such as ``Salesforce/blip-image-captioning-base``, or a folder saved by ``save_pretrained``.
+
+    ``task`` (``caption``, ``vqa``, ``itm``, ``itc``), if given, is checked against the checkpoint's heads
+    so that a wrong checkpoint fails now rather than at the first call.
+
+    ``fast=True`` loads the CPU fast path (:mod:`assistant.vision.runtime.fast`): bfloat16/int8 matmuls
+    chosen for
+    this CPU, fused attention, image keys/values computed once; outputs match to low-precision rounding.
+    ``fast=False`` is transformers' own float32 computation, token for token. The default (``None``) is
+    ``BLIP_ASSISTANT_FAST`` when set, else the fast path on CPUs with bfloat16 units (where the benchmark's
+    quality
+    guard holds) and float32 elsewhere; ``blip.checkpoint.extras["fast"]`` says which plan runs.
+    """
+    from assistant.vision.runtime.checkpoint import TASK_ALIASES
+
+    if threads:
+        torch.set_num_threads(threads)
+    name = str(name_or_path)
+    ckpt = load_checkpoint(name, resolve_checkpoint(name), device=device, dtype=dtype, fast=fast)
+    if task is not None:
+        if task not in TASK_ALIASES:
+            raise ValueError(f"unknown task {task!r}; choose from {sorted(set(TASK_ALIASES))}")
+        ckpt.require(TASK_ALIASES[task])
+    return Blip(ckpt)
+
+
+def _text_errors(texts: Sequence[Any], what: str) -> dict[int, VisionError]:
+    """The texts that :func:`~assistant.vision.runtime.encoding.check_text` refuses, by position, with why."""
+    errors: dict[int, VisionError] = {}
+    for i, text in enumerate(texts):
+        try:
+            check_text(text, what)
+        except VisionError as exc:
+            errors[i] = exc
+    return errors
+
+
+def _as_list(images: Images) -> list[ImageInput]:
+    if isinstance(images, str | bytes | os.PathLike) or not isinstance(images, Iterable):
+        return [images]  # type: ignore[list-item]
+    if isinstance(images, np.ndarray):
+        return [images]
+    return list(images)
+
+
+class Blip:
+    """A BLIP model ready to caption, answer, match and embed.
+
+    Every method takes images as paths, URLs, bytes, PIL images, numpy arrays, a list of those, or the
+    :class:`ImageFeatures` of an earlier :meth:`encode_images` call (so one vision pass can feed several
+    tasks). Methods that return one record per image never raise for a bad image: the record carries the
+    error instead.
+    """
+
+    def __init__(self, checkpoint: Checkpoint) -> None:
+        self.checkpoint = checkpoint
+        self.batch_size = defaults.BATCH_SIZE
+
+    def __repr__(self) -> str:
+        c = self.checkpoint
+        return f"Blip({c.name!r}, tasks={sorted(c.tasks)}, device={c.device}, dtype={c.dtype})"
+
+    @property
+    def tasks(self) -> frozenset[str]:
+        return self.checkpoint.tasks
+
+    # --- vision -------------------------------------------------------------------------------
+    def encode_images(
+        self,
+        images: Images,
+        *,
+        batch_size: int | None = None,
+        progress: Any = None,
+            max_pixels: int = defaults.MAX_IMAGE_PIXELS,
+    ) -> ImageFeatures:
+        """Run the vision encoder once over ``images`` (folders and globs are expanded)."""
+        if isinstance(images, ImageFeatures):
+            return images
+        sources = expand_sources(_as_list(images))
+        return encode_images(
+            self.checkpoint,
+            sources,
+            batch_size=batch_size or self.batch_size,
+            max_pixels=max_pixels,
+            on_batch=progress,
+        )
+
+    # --- caption ------------------------------------------------------------------------------
+    def caption(
+        self,
+        images: Images,
+        *,
+        prompt: str | None = None,
+        settings: GenerationSettings | None = None,
+        batch_size: int | None = None,
+        progress: Any = None,
+        **generation: Any,
+    ) -> list[CaptionResult]:
+        """Caption each image. ``generation`` keywords are :class:`GenerationSettings` fields
+        (``decoding="beam"|"greedy"|"nucleus"``, ``num_beams``, ``max_new_tokens``, ``top_p``...)."""
+        if settings is not None and generation:  # one would be ignored without a word
+            raise TypeError(f"give settings or generation keywords ({', '.join(generation)}), not both")
+        settings = settings or GenerationSettings(**generation)
+        batch_size = batch_size or self.batch_size
+        results: list[CaptionResult] = []
+        for feats in self._feature_batches(images, batch_size, progress):
+            out = [CaptionResult(image=label) for label in feats.labels]
+            for i, exc in feats.errors.items():
+                out[i].fail(exc)
+            if feats.rows:
+                try:
+                    captions = caption_task.caption_embeds(self.checkpoint, feats.embeds, settings, prompt)
+                except VisionError as exc:
+                    captions = None
+                    for i in feats.rows:
+                        out[i].fail(exc)
+                for i, (text, conf) in zip(feats.rows, captions or [], strict=False):
+                    out[i].caption, out[i].confidence = text, conf
+            results.extend(out)
+        return results
+
+    def _feature_batches(self, images: Images, batch_size: int, progress: Any):
+        """Features batch by batch, so that big folders stream instead of piling up in memory."""
+        if isinstance(images, ImageFeatures):
+            for start in range(0, len(images), batch_size):
+                yield images.select(range(start, min(start + batch_size, len(images))))
+            return
+        sources = expand_sources(_as_list(images))
+        for _, chunk in batched(sources, batch_size):
+            yield encode_images(self.checkpoint, chunk, batch_size=batch_size, on_batch=progress)
+
+    # --- ask ----------------------------------------------------------------------------------
+    def ask(
+        self,
+        images: Images,
+        questions: str | Sequence[str],
+        *,
+        choices: Sequence[str] | None = None,
+        rank_k: int | None = None,
+        settings: GenerationSettings | None = None,
+        batch_size: int | None = None,
+        progress: Any = None,
+    ) -> list[AnswerResult]:
+        """Answer questions about images: one question for every image, one per image, or several about
+        one image. One result per (image, question) pair, in that order.
+
+        With ``choices``, the candidates are ranked (``scores``) and the best one is the answer: the
+        ``rank_k`` (default :data:`~assistant.vision.defaults.VQA_RANK_K`) whose first token is likeliest are
+        scored in full, as BLIP does (:func:`assistant.vision.tasks.ask.rank_answers`).
+        """
+        if choices is not None and not choices:
+            raise ValueError("choices is empty: give candidate answers, or None to generate an answer")
+        batch_size = batch_size or self.batch_size
+        feats = self.encode_images(images, batch_size=batch_size, progress=progress)
+        qs = [questions] * len(feats) if isinstance(questions, str) else list(questions)
+        if len(feats) == 1:
+            image_of = [0] * len(qs)  # several questions about one image
+        elif len(qs) == len(feats):
+            image_of = list(range(len(qs)))
+        else:
+            raise ValueError(f"{len(qs)} questions for {len(feats)} images: give one, one per image, or "
+                             "ask about one image")
+        out = [AnswerResult(image=feats.labels[image_of[k]], question=q) for k, q in enumerate(qs)]
+        # a bad image or question fails its own results only, not the batch they would have shared
+        bad_qs = _text_errors(qs, "question")
+        for k, i in enumerate(image_of):
+            if i in feats.errors:
+                out[k].fail(feats.errors[i])
+            elif k in bad_qs:
+                out[k].fail(bad_qs[k])
+        good = [k for k, i in enumerate(image_of) if i not in feats.errors and k not in bad_qs]
+        for _, rows in batched(good, batch_size):
+            embeds = feats.embeds[[feats.row_of(image_of[k]) for k in rows]]
+            batch_qs = [qs[k] for k in rows]
+            try:
+                if choices:
+                    for i, scores in zip(
+                        rows, ask_task.rank_answers(self.checkpoint, embeds, batch_qs, choices, rank_k),
+                        strict=True,
+                    ):
+                        best = max(scores, key=scores.__getitem__)
+                        out[i].answer, out[i].confidence, out[i].scores = best, scores[best], scores
+                else:
+                    for i, (text, conf) in zip(
+                        rows, ask_task.answer(self.checkpoint, embeds, batch_qs, settings), strict=True
+                    ):
+                        out[i].answer, out[i].confidence = text, conf
+            except VisionError as exc:
+                for i in rows:
+                    out[i].fail(exc)
+        return out
+
+    # --- match --------------------------------------------------------------------------------
+    def match(
+        self, images: Images, texts: str | Sequence[str], *, batch_size: int | None = None
+    ) -> list[MatchResult]:
+        """ITM probability that each text describes each image (every image x every text)."""
+        feats = self.encode_images(images, batch_size=batch_size)
+        texts = [texts] if isinstance(texts, str) else list(texts)
+        bad_texts = _text_errors(texts, "text")
+        out: list[MatchResult] = []
+        pairs: list[tuple[int, int, MatchResult]] = []
+        for i, label in enumerate(feats.labels):
+            for j, t in enumerate(texts):
+                result = MatchResult(image=label, text=t)
+                if i in feats.errors:
+                    result.fail(feats.errors[i])
+                elif j in bad_texts:
+                    result.fail(bad_texts[j])
+                else:
+                    pairs.append((feats.row_of(i), len(out), result))  # type: ignore[arg-type]
+                out.append(result)
+        bs = batch_size or self.batch_size
+        for _, chunk in batched(pairs, bs):
+            embeds = feats.embeds[[row for row, _, _ in chunk]]
+            try:
+                scores = match_task.itm_scores(self.checkpoint, embeds, [r.text for _, _, r in chunk])
+            except VisionError as exc:
+                for _, _, r in chunk:
+                    r.fail(exc)
+                continue
+            for (_, _, r), s in zip(chunk, scores, strict=True):
+                r.score = s
+        return out
+
+    def match_pairs(
+        self, features: ImageFeatures, texts: Sequence[str], *, batch_size: int | None = None
+    ) -> np.ndarray:
+        """ITM probability for each (features[i], texts[i]) pair; NaN where the image failed."""
+        if len(features) != len(texts):
+            raise ValueError("match_pairs needs one text per image")
+        scores = np.full(len(texts), np.nan, dtype=np.float32)
+        ok = [i for i in range(len(texts)) if features.row_of(i) is not None]
+        for _, chunk in batched(ok, batch_size or self.batch_size):
+            embeds = features.embeds[[features.row_of(i) for i in chunk]]
+            scores[list(chunk)] = match_task.itm_scores(self.checkpoint, embeds, [texts[i] for i in chunk])
+        return scores
+
+    # --- embed --------------------------------------------------------------------------------
+    def embed_images(
+        self, images: Images, *, batch_size: int | None = None, progress: Any = None
+    ) -> np.ndarray:
+        """L2-normalised ITC vectors, one row per image (NaN rows for images that failed to load;
+        :meth:`encode_images` tells which and why)."""
+        feats = self.encode_images(images, batch_size=batch_size, progress=progress)
+        vecs = embed_task.image_vectors(self.checkpoint, feats.embeds) if feats.rows else None
+        dim = vecs.shape[1] if vecs is not None else self.embedding_dim
+        out = np.full((len(feats), dim), np.nan, dtype=np.float32)
+        if vecs is not None:
+            out[feats.rows] = vecs.cpu().numpy()
+        return out
+
+    def embed_texts(self, texts: str | Sequence[str], *, batch_size: int | None = None) -> np.ndarray:
+        """L2-normalised ITC vectors, one row per text."""
+        texts = [texts] if isinstance(texts, str) else list(texts)
+        chunks = [
+            embed_task.text_vectors(self.checkpoint, chunk).cpu().numpy()
+            for _, chunk in batched(texts, batch_size or 64)
+        ]
+        return np.concatenate(chunks) if chunks else np.zeros((0, self.embedding_dim), np.float32)
+
+    @property
+    def embedding_dim(self) -> int:
+        return int(self.checkpoint.model.vision_proj.out_features)
+
+    @staticmethod
+    def similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Cosine similarity matrix between two sets of vectors."""
+        return embed_task.similarity(a, b)
+
+    @contextmanager
+    def threads(self, n: int):
+        before = torch.get_num_threads()
+        torch.set_num_threads(n)
+        try:
+            yield self
+        finally:
+            torch.set_num_threads(before)

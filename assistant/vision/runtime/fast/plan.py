@@ -1,0 +1,100 @@
+"""What the fast path changes (:class:`FastPlan`), and which plan this machine can run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from assistant.vision.runtime.fast.linear import BF16, FORMATS, FP32, INT8, KEEP, make_linear
+
+# How text attends to image tokens (see FastPlan).
+ABSORBED, SHARED, CACHED = "absorbed", "shared", "cached"
+CROSS_MODES = (ABSORBED, SHARED, CACHED)
+
+
+@dataclass(frozen=True)
+class FastPlan:
+    """What the fast path changes. ``image``: the vision encoder's and the cross-attention key/value
+    matmuls (hundreds of rows per image); ``text``: the decoder's other matmuls (a few rows per decoding
+    step); ``encoder``: the text encoder's layers that the decoder does not share (run once per text, for
+    ITC, ITM and VQA's question); ``head``: the LM head. Each is one of ``bf16``, ``int8``, ``fp32``
+    (packed float32) or ``keep`` (untouched). ``sdpa``: fused attention. ``cross`` (with ``sdpa``), how
+    text attends to the image tokens: ``absorbed`` folds the key/value projections into the query and the
+    output (no per-image keys/values at all), ``shared`` computes keys/values once per distinct image,
+    ``cached`` is transformers' per-row cache."""
+
+    image: str = BF16
+    text: str = BF16
+    encoder: str = INT8
+    head: str = INT8  # the LM head: bf16/int8 mean a scan whose top candidates are re-scored in fp32
+    sdpa: bool = True
+    cross: str = ABSORBED
+
+    def __post_init__(self) -> None:
+        for value in (self.image, self.text, self.encoder, self.head):
+            if value not in FORMATS:
+                raise ValueError(f"fast-path format must be one of {FORMATS}, not {value!r}")
+        if self.cross not in CROSS_MODES:
+            raise ValueError(f"cross must be one of {CROSS_MODES}, not {self.cross!r}")
+
+    def describe(self) -> dict[str, Any]:
+        return {"image": self.image, "text": self.text, "encoder": self.encoder, "head": self.head,
+                "sdpa": self.sdpa, "cross": self.cross}
+
+
+# --- what this machine can run ----------------------------------------------------------------------
+_SUPPORT: dict[str, bool] = {}
+
+
+def _probe(fmt: str) -> bool:
+    """Whether ``fmt`` builds and computes correctly here (checked once, on a tiny layer)."""
+    if fmt in (KEEP,):
+        return True
+    if fmt not in _SUPPORT:
+        try:
+            gen = torch.Generator().manual_seed(0)
+            weight, bias = torch.randn(16, 32, generator=gen), torch.randn(16, generator=gen)
+            x = torch.randn(3, 32, generator=gen)
+            layer = make_linear(weight, bias, fmt, torch.float32)
+            with torch.inference_mode():
+                err = (layer(x) - F.linear(x, weight, bias)).abs().max().item()
+            _SUPPORT[fmt] = err < 0.25
+        except (RuntimeError, AttributeError, NotImplementedError, ImportError):
+            _SUPPORT[fmt] = False
+    return _SUPPORT[fmt]
+
+
+def has_fast_bf16() -> bool:
+    """True on CPUs whose matrix units run bfloat16 natively (AMX, or AVX512-BF16)."""
+    cpu = getattr(torch, "cpu", None)
+    native = any(
+        bool(getattr(cpu, name, lambda: False)())
+        for name in ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
+    )
+    return native and _probe(BF16)
+
+
+def default_plan(device: str | torch.device = "cpu") -> FastPlan:
+    """The plan for this machine, as chosen by the benchmark's measurements (docs/performance.md)."""
+    if torch.device(device).type != "cpu":
+        return FastPlan(image=KEEP, text=KEEP, encoder=KEEP, head=KEEP)
+    int8 = _probe(INT8)
+    head = INT8 if int8 else BF16 if _probe(BF16) else KEEP
+    if has_fast_bf16():
+        return FastPlan(image=BF16, text=BF16, encoder=INT8 if int8 else BF16, head=head)
+    # No bfloat16 units: int8 for the image side only; int8 decoder layers cost too much agreement.
+    return FastPlan(image=INT8 if int8 else FP32, text=FP32, encoder=INT8 if int8 else FP32, head=head)
+
+
+def usable(plan: FastPlan) -> FastPlan:
+    """``plan`` with every format this machine cannot run replaced by ``keep``."""
+    return replace(
+        plan,
+        image=plan.image if _probe(plan.image) else KEEP,
+        text=plan.text if _probe(plan.text) else KEEP,
+        encoder=plan.encoder if _probe(plan.encoder) else KEEP,
+        head=plan.head if _probe(plan.head) else KEEP,
+    )

@@ -1,1 +1,0 @@
-"""The ``blipkit`` command line."""

@@ -1,6 +1,0 @@
-"""Image input: load any image source as RGB, and expand folders, globs and list files."""
-
-from blipkit.io.images import ImageInput, describe_source, is_url, load_image
-from blipkit.io.sources import expand_sources
-
-__all__ = ["ImageInput", "describe_source", "expand_sources", "is_url", "load_image"]

@@ -1,0 +1,1 @@
+"""the engine's CPU benchmarks: plain transformers against the engine's default and fast paths."""
