@@ -41,6 +41,7 @@ class TrainConfig:
     lr: float = 1e-4  # pretrained text weights
     lr_new: float = 4e-4  # everything initialised from scratch (cross-attention, heads, vision tokens)
     lr_cnn: float = 5e-5  # the part of the CNN that is tuned
+    lr_tags: float = 0.0  # the object-tag tokens (model.num_tag_tokens > 0); 0: lr_new
     weight_decay: float = 0.05
     warmup_steps: int = 200
     cnn_trainable_blocks: int = 0  # the last N MBConv blocks (and the head conv) are tuned; 0 = frozen

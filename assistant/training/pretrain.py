@@ -46,6 +46,10 @@ def _param_groups(model: BuiltinBlipModel, config: PretrainConfig) -> list[dict]
         for module in [*trunk._blocks[-t.cnn_trainable_blocks :], trunk._conv_head, trunk._bn1]:
             for p in module.parameters():
                 p.requires_grad = True
+    classifier = getattr(model.vision_model, "classifier", None)
+    if classifier is not None:  # the CNN's ImageNet head: fixed, like the trunk it reads
+        classifier.requires_grad_(False)
+    tags = {id(p) for n, p in model.vision_model.named_parameters() if n.startswith("tag_")}
     if t.freeze_word_embeddings:
         model.text_encoder.embeddings.word_embeddings.weight.requires_grad = False
     pretrained_text = {id(p) for n, p in model.text_encoder.named_parameters() if "crossattention" not in n}
@@ -53,7 +57,7 @@ def _param_groups(model: BuiltinBlipModel, config: PretrainConfig) -> list[dict]
         id(p) for n, p in model.text_decoder.bert.named_parameters() if "crossattention" not in n
     }
     cnn = {id(p) for p in trunk.parameters()}
-    groups: dict[str, list] = {"text": [], "text_nd": [], "new": [], "new_nd": [], "cnn": []}
+    groups: dict[str, list] = {"text": [], "text_nd": [], "new": [], "new_nd": [], "cnn": [], "tags": []}
     seen: set[int] = set()
     for name, p in model.named_parameters():
         if not p.requires_grad or id(p) in seen:
@@ -62,18 +66,21 @@ def _param_groups(model: BuiltinBlipModel, config: PretrainConfig) -> list[dict]
         no_decay = p.dim() < 2 or "LayerNorm" in name or "norm" in name or "embedding" in name
         if id(p) in cnn:
             groups["cnn"].append(p)
+        elif id(p) in tags:
+            groups["tags"].append(p)
         elif id(p) in pretrained_text:
             groups["text_nd" if no_decay else "text"].append(p)
         else:
             groups["new_nd" if no_decay else "new"].append(p)
-    lr = {"text": t.lr, "text_nd": t.lr, "new": t.lr_new, "new_nd": t.lr_new, "cnn": t.lr_cnn}
+    lr = {"text": t.lr, "text_nd": t.lr, "new": t.lr_new, "new_nd": t.lr_new, "cnn": t.lr_cnn,
+          "tags": t.lr_tags or t.lr_new}
     return [
         {
             "params": ps,
             "lr": lr[k],
             "base_lr": lr[k],
             "name": k,
-            "weight_decay": 0.0 if k.endswith("_nd") or k == "cnn" else t.weight_decay,
+            "weight_decay": 0.0 if k.endswith("_nd") or k in ("cnn", "tags") else t.weight_decay,
         }
         for k, ps in groups.items()
         if ps

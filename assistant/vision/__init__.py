@@ -6,7 +6,12 @@ load on first use of :func:`load` or :class:`Blip`, so the app's tray comes up b
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any
+
+# transformers 5 may fetch "hub kernels" (code) from the Hugging Face hub for some layers; the assistant
+# reaches the network only for a model download the user asked for. Set before transformers is imported.
+os.environ.setdefault("USE_HUB_KERNELS", "0")
 
 __all__ = ["Blip", "GenerationSettings", "ImageFeatures", "VisionError", "load"]
 

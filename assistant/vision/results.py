@@ -48,3 +48,28 @@ class AnswerResult(Result):
 class MatchResult(Result):
     text: str = ""
     score: float | None = None
+
+
+@dataclass
+class DescriptionResult(Result):
+    """A caption with the signals of its honesty (issue #22) and what to say.
+
+    ``sentence`` and ``level`` (``sure``/``probably``/``unsure``) come from :func:`assistant.honesty.phrase`;
+    ``confidence`` is the calibrated probability that the caption names no object that is not there.
+    ``itm`` is None when the checkpoint has no ITM head and none was given; ``labels`` are empty when no
+    classifier ran. ``caption`` is the model's caption; ``spoken_caption`` what the sentence says of it:
+    the caption, its simplified form or the caption re-decoded from the classifier's label (``source``:
+    ``caption``, ``caption+simplified``, ``grounded``, ``grounded+simplified``; ``grounded`` is true for
+    the last two). ``token_confidence`` and ``itm`` are those of ``caption``.
+    """
+
+    caption: str | None = None
+    token_confidence: float | None = None
+    itm: float | None = None
+    labels: list[tuple[str, float]] | None = None
+    confidence: float | None = None
+    sentence: str | None = None
+    level: str | None = None
+    spoken_caption: str | None = None
+    source: str | None = None
+    grounded: bool = False

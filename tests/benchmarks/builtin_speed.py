@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]  # the repository
 DATA = Path(os.environ.get("BLIP_ASSISTANT_DATA", ROOT.parent / "shared" / "data")) / "flickr8k"
 TARGETS = {"load_s": 3.0, "images_per_s": 10.0}
 

@@ -151,6 +151,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    if str(ROOT / "src") not in sys.path and (ROOT / "src").is_dir():
-        sys.path.insert(0, str(ROOT / "src"))
     sys.exit(main())

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -27,6 +27,8 @@ class ImageFeatures:
     rows: list[int]
     errors: dict[int, VisionError] = field(default_factory=dict)
     sizes: dict[int, tuple[int, int]] = field(default_factory=dict)
+    # input index -> the ImageNet classifier's likeliest plain labels, when encode_images was given a head
+    objects: dict[int, list[tuple[str, float]]] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -48,9 +50,11 @@ class ImageFeatures:
 
     def select(self, indices: Sequence[int]) -> ImageFeatures:
         """The features of some inputs (by input position), in the given order."""
-        labels, rows, errors, keep = [], [], {}, []
+        labels, rows, errors, keep, objects = [], [], {}, [], {}
         for new, index in enumerate(indices):
             labels.append(self.labels[index])
+            if index in self.objects:
+                objects[new] = self.objects[index]
             row = self.row_of(index)
             if row is None:
                 errors[new] = self.errors[index]
@@ -58,7 +62,7 @@ class ImageFeatures:
                 rows.append(new)
                 keep.append(row)
         embeds = self.embeds[keep] if keep else self.embeds[:0]
-        return ImageFeatures(labels, embeds, rows, errors, {})
+        return ImageFeatures(labels, embeds, rows, errors, {}, objects)
 
 
 def batched(items: Sequence, size: int) -> Iterator[tuple[int, Sequence]]:
@@ -81,13 +85,21 @@ def encode_images(
     batch_size: int = defaults.BATCH_SIZE,
     max_pixels: int = defaults.MAX_IMAGE_PIXELS,
     on_batch: object = None,
+    classify: Callable[[list], tuple[torch.Tensor, list[list[tuple[str, float]]]]] | None = None,
 ) -> ImageFeatures:
-    """Decode, preprocess and run the vision encoder on ``sources`` (one pass per image)."""
+    """Decode, preprocess and run the vision encoder on ``sources`` (one pass per image).
+
+    ``classify`` (see :func:`assistant.vision.tasks.signals.image_classifier`) names what the backbone's
+    ImageNet classifier sees in each decoded image; its answers land in ``ImageFeatures.objects``. For the
+    built-in model it reads the same CNN pass as the encoder (``trunk_features``), so it costs one small
+    matrix product.
+    """
     labels = [describe_source(s) for s in sources]
     errors: dict[int, VisionError] = {}
     sizes: dict[int, tuple[int, int]] = {}
     chunks: list[torch.Tensor] = []
     rows: list[int] = []
+    objects: dict[int, list[tuple[str, float]]] = {}
     for start, chunk in batched(sources, batch_size):
         images, ok = [], []
         for offset, source in enumerate(chunk):
@@ -104,13 +116,19 @@ def encode_images(
             # The fast path bounds activation memory with small vision calls; a matmul over one image's
             # tokens already runs at full speed. The float32 path keeps transformers' batches.
             step = defaults.FAST_VISION_BATCH if ckpt.extras.get("fast") else len(images)
-            for _, part in batched(images, step):
-                chunks.append(ckpt.model.vision_model(pixel_values=pixel_values(ckpt, list(part)))[0])
+            for offset, part in batched(images, step):
+                if classify is None:
+                    chunks.append(ckpt.model.vision_model(pixel_values=pixel_values(ckpt, list(part)))[0])
+                    continue
+                embeds, named = classify(list(part))
+                chunks.append(embeds)
+                for index, found in zip(ok[offset : offset + len(part)], named, strict=True):
+                    objects[index] = found
             rows.extend(ok)
         if callable(on_batch):
             on_batch(len(chunk))
     embeds = torch.cat(chunks) if chunks else torch.empty(0, 0, 0, device=ckpt.device, dtype=ckpt.dtype)
-    return ImageFeatures(labels, embeds, rows, errors, sizes)
+    return ImageFeatures(labels, embeds, rows, errors, sizes, objects)
 
 
 def check_text(text: str, what: str = "text") -> str:

@@ -38,6 +38,8 @@ class BuiltinBlipConfig(PretrainedConfig):
     ``share_text_layers`` the decoder shares all but its self-attention with the encoder, as in BLIP
     pre-training. Without it, the decoder has its own layers; ``share_text_embeddings`` still gives both
     one word and position table (and the LM head's tied matrix), which is a third of the text weights.
+    With ``num_tag_tokens > 0`` the image encoder also appends object-tag tokens from the CNN's ImageNet
+    classifier (see :class:`~assistant.vision.models.builtin.modeling.BuiltinVisionModel`).
     """
 
     model_type = "blipkit"  # the name stored in the shipped config.json
@@ -58,6 +60,8 @@ class BuiltinBlipConfig(PretrainedConfig):
         image_mean: tuple[float, float, float] = (0.5, 0.5, 0.5),
         image_std: tuple[float, float, float] = (0.5, 0.5, 0.5),
         initializer_range: float = 0.02,
+        num_tag_tokens: int = 0,
+        num_tag_labels: int = 0,
         **kwargs: Any,
     ) -> None:
         if text_config is None:
@@ -77,5 +81,10 @@ class BuiltinBlipConfig(PretrainedConfig):
         self.image_mean = list(image_mean)
         self.image_std = list(image_std)
         self.initializer_range = initializer_range
+        # Object tags (issue #22): the trunk's own ImageNet classifier picks the `num_tag_tokens` likeliest
+        # of `num_tag_labels` plain labels ("a dog" pools 118 breeds), and each becomes an extra image
+        # token, so the decoder reads what the classifier recognised (Oscar/VinVL's object tags). 0: none.
+        self.num_tag_tokens = num_tag_tokens
+        self.num_tag_labels = num_tag_labels
         kwargs.setdefault("tie_word_embeddings", True)
         super().__init__(**kwargs)

@@ -20,6 +20,8 @@ from transformers.models.blip.modeling_blip_text import BlipTextLMHeadModel, Bli
 from assistant.vision.models.builtin.configuration import BuiltinBlipConfig
 from assistant.vision.models.builtin.efficientnet_lite import HEAD_CHANNELS, EfficientNetLite
 
+IMAGENET_CLASSES = 1000
+
 # Sub-modules of each BLIP text layer that the decoder shares with the encoder (all but self-attention).
 SHARED_LAYER_PARTS = ("crossattention", "intermediate", "output")
 
@@ -53,6 +55,15 @@ class BuiltinVisionModel(nn.Module):
             for _ in range(config.vision_num_layers)
         )
         self.post_layernorm = nn.LayerNorm(width)
+        self.num_tag_tokens = config.num_tag_tokens
+        if self.num_tag_tokens > 0:
+            # The CNN's ImageNet head (frozen: it is the pretrained package's) and one learned token per
+            # plain label; `tag_groups[c]` is the label of ImageNet class c, so breeds pool into "a dog".
+            self.classifier = nn.Linear(HEAD_CHANNELS, IMAGENET_CLASSES)
+            self.register_buffer("tag_groups", torch.zeros(IMAGENET_CLASSES, dtype=torch.long))
+            self.tag_embedding = nn.Embedding(config.num_tag_labels, width)
+            self.tag_prob = nn.Parameter(torch.zeros(width))  # how sure the classifier is, added to the token
+            self.tag_norm = nn.LayerNorm(width)
 
     def _positions(self, h: int, w: int) -> torch.Tensor:
         pos = self.position_embedding
@@ -78,7 +89,23 @@ class BuiltinVisionModel(nn.Module):
         for layer in self.layers:
             tokens = layer(tokens)
         tokens = self.post_layernorm(tokens)
+        if self.num_tag_tokens > 0:
+            tokens = torch.cat([tokens, self.tag_tokens(features).to(tokens.dtype)], dim=1)
         return BaseModelOutputWithPooling(last_hidden_state=tokens, pooler_output=tokens[:, 0])
+
+    def label_probs(self, features: torch.Tensor) -> torch.Tensor:
+        """(B, num_tag_labels) probability of each plain label from the trunk's grid (the sum over its
+        ImageNet classes)."""
+        logits = self.classifier(features.mean(dim=(2, 3)).to(self.classifier.weight.dtype))
+        probs = torch.softmax(logits.float(), dim=-1)
+        out = torch.zeros(probs.shape[0], self.tag_embedding.num_embeddings, device=probs.device)
+        return out.index_add_(1, self.tag_groups, probs)
+
+    def tag_tokens(self, features: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():  # the choice of tags is not learned; their tokens are
+            probs, labels = self.label_probs(features).topk(self.num_tag_tokens, dim=-1)
+        tokens = self.tag_embedding(labels) + probs.unsqueeze(-1).to(self.tag_prob.dtype) * self.tag_prob
+        return self.tag_norm(tokens)
 
 
 class BuiltinBlipPreTrainedModel(PreTrainedModel):
