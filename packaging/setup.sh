@@ -18,8 +18,9 @@ DEBIAN_PACKAGES=(
   espeak-ng libespeak-ng1 alsa-utils
   libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-image0 libxcb-render-util0 libxcb-randr0
   libxcb-shape0 libxcb-xfixes0 libxcb-xkb1 libxkbcommon-x11-0 libegl1 libgl1 libfontconfig1 libdbus-1-3
-  fonts-dejavu-core
+  fonts-dejavu-core tesseract-ocr tesseract-ocr-eng
   xvfb x11-utils xdotool openbox trayer dbus-x11 at-spi2-core python3-pyatspi gir1.2-atspi-2.0 sox
+  speech-dispatcher speech-dispatcher-espeak-ng
   libjemalloc2
 )
 if command -v dpkg-query >/dev/null; then
