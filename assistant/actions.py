@@ -38,12 +38,37 @@ ACTIONS: tuple[Action, ...] = (
            "Ctrl+Alt+M"),
     Action("describe-clipboard", "Describe the &clipboard image", "Describe the image on the clipboard."),
     Action("open-image", "&Open an image…", "Open an image file and describe it."),
+    Action("next-image", "&Next image in the folder", "Describe the next image in the folder of the image "
+           "you opened last.", "Ctrl+Alt+PgDown"),
+    Action("previous-image", "Pre&vious image in the folder", "Describe the image before it in that "
+           "folder.", "Ctrl+Alt+PgUp"),
+    Action("read-text", "Read te&xt", "Read the text in the active window aloud, paragraph by paragraph "
+           "(trigger with screen, region, pointer or an image file to read those).", "Ctrl+Alt+X",
+           category="read"),
+    Action("reading-pause", "Pa&use or resume reading",
+           "Pause reading the text, or go on from where it stopped (in the results window: Alt+Home).",
+           "Ctrl+Alt+P", category="read"),
+    Action("reading-next-line", "Next line", "Say the next line of the text (in the results window: "
+           "Alt+Down).", category="read"),
+    Action("reading-previous-line", "Previous line", "Say the line before (in the results window: Alt+Up).",
+           category="read"),
+    Action("reading-next-paragraph", "Next paragraph", "Say the next paragraph (in the results window: "
+           "Alt+Page Down).", category="read"),
+    Action("reading-previous-paragraph", "Previous paragraph", "Say the paragraph before (in the results "
+           "window: Alt+Page Up).", category="read"),
     Action("ask", "&Ask about the last image", "Ask a question about the last image described.",
            "Ctrl+Alt+Q", category="ask"),
-    Action("repeat", "Re&peat last", "Say the last result again.", "Ctrl+Alt+L", category="speech"),
+    Action("repeat", "Repeat &last", "Say the last result again.", "Ctrl+Alt+L", category="speech"),
     Action("stop", "S&top speaking", "Stop speaking at once.", "Ctrl+Alt+S", category="speech"),
     Action("history", "&History", "Open the list of earlier descriptions and answers.", category="window"),
     Action("settings", "S&ettings…", "Open the settings.", category="window"),
+    Action("corrections", "Correct&ions…", "Open your corrected captions: edit, delete, export or import "
+           "them (in the results window, F2 corrects the last caption).", category="window"),
+    Action("personalize", "Personali&ze now", "Teach the model your corrections in the background, and "
+           "use the result if it describes your photos better.", category="window"),
+    Action("guide", "User &guide", "Open the user guide, which lists every action and hotkey.",
+           category="window"),
+    Action("about", "A&bout", "Show the assistant's version and where it keeps your data.", category="app"),
     Action("quit", "&Quit", "Quit the assistant.", category="app"),
 )
 

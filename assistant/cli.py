@@ -22,6 +22,20 @@ def _add_model_option(p: argparse.ArgumentParser) -> None:
                         "request), a Hugging Face id or a model folder.")
 
 
+def _add_app_options(p: argparse.ArgumentParser, *, sub: bool = False) -> None:
+    """The options of the app; on a subcommand (``sub``) they default to nothing at all, since argparse
+    lets a subcommand's defaults overwrite what was given before its name
+    (``blip-assistant --speech-to-wav DIR open FILE``)."""
+    default = {"default": argparse.SUPPRESS} if sub else {}
+    p.add_argument("--model", "-m", **default,
+                   help="builtin (the default, works offline), base or large (Salesforce BLIP, downloaded on "
+                        "request), a Hugging Face id or a model folder.")
+    p.add_argument("--speech-log", metavar="FILE.jsonl", **default,
+                   help="Also write every utterance as a JSON line (text, requested_at, started_at, action).")
+    p.add_argument("--speech-to-wav", metavar="DIR", **default,
+                   help="Speak into numbered WAV files in DIR instead of the sound card (for tests).")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="blip-assistant",
@@ -29,12 +43,42 @@ def build_parser() -> argparse.ArgumentParser:
                     "starts the tray app.",
     )
     parser.add_argument("--version", action="store_true", help="Print the version and exit.")
+    _add_app_options(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("trigger", help="Send an action to the running assistant (bind this to a desktop "
+                                       "shortcut where global hotkeys cannot work, e.g. on Wayland).")
+    p.add_argument("action", nargs="?", help="An action name; --list shows them all.")
+    p.add_argument("args", nargs="*", help=argparse.SUPPRESS)
+    p.add_argument("--list", action="store_true", help="List the action names with their hotkeys.")
+
+    p = sub.add_parser("open", help="Describe an image file in the running assistant (starting it if "
+                                    "needed).")
+    p.add_argument("image", metavar="IMAGE")
+    _add_app_options(p, sub=True)
 
     p = sub.add_parser("describe", help="Describe image files without the tray app.")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="Image files.")
     p.add_argument("--json", action="store_true", help="One JSON object per image on stdout.")
+    p.add_argument("--detailed", action="store_true", help="A longer description (beam search; slower).")
     _add_model_option(p)
+
+    p = sub.add_parser("ask", help="Answer a question about an image without the tray app.")
+    p.add_argument("image", metavar="IMAGE")
+    p.add_argument("question", metavar="QUESTION")
+    p.add_argument("--json", action="store_true", help="One JSON object on stdout.")
+    _add_model_option(p)
+
+    from assistant.personal.cli import add_commands as add_personal_commands  # light: no torch
+
+    add_personal_commands(sub)
+
+    p = sub.add_parser("read", help="Read the text on image files (OCR) without the tray app.")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="Image files.")
+    p.add_argument("--json", action="store_true",
+                   help="One JSON object per image: image, text, paragraphs, engine, seconds.")
+    p.add_argument("--engine", choices=("auto", "tesseract", "rapidocr"), default="auto",
+                   help="auto (the default): Tesseract where installed, else RapidOCR.")
 
     sub.add_parser("model", help="Build and measure models (pretrain, finetune, eval); needs the train extra",
                    add_help=False)
@@ -59,7 +103,7 @@ def cmd_describe(args: argparse.Namespace) -> int:
         return EXIT_FATAL
     failed = 0
     for image in args.images:
-        result = describer.describe(image)
+        result = describer.describe(image, detail="detailed" if getattr(args, "detailed", False) else "brief")
         if not result.ok:
             failed += 1
             print(f"error: {result.error}", file=sys.stderr)
@@ -68,6 +112,78 @@ def cmd_describe(args: argparse.Namespace) -> int:
         elif result.ok:
             print(f"{image}: {result.text}", flush=True)
     return EXIT_PARTIAL if failed else EXIT_OK
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    from assistant.describe import Describer
+    from assistant.vision.errors import VisionError
+
+    describer = Describer(_resolve_model(args.model))
+    try:
+        describer.load()
+    except (VisionError, ValueError, OSError) as exc:
+        print(f"error: the model could not be loaded: {exc}", file=sys.stderr)
+        return EXIT_FATAL
+    answer = describer.ask(args.image, args.question)
+    if not answer.ok:
+        print(f"error: {answer.error}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(answer.to_dict(), ensure_ascii=False))
+    elif answer.ok:
+        print(answer.text)
+    return EXIT_OK if answer.ok else EXIT_PARTIAL
+
+
+def cmd_read(args: argparse.Namespace) -> int:
+    from assistant.ocr import TextReader
+
+    reader = TextReader(args.engine)
+    failed = 0
+    for image in args.images:
+        result = reader.read(image)
+        if not result.ok:
+            failed += 1
+            print(f"error: {result.error}", file=sys.stderr)
+        if args.json:
+            print(json.dumps(result.to_dict(), ensure_ascii=False), flush=True)
+        elif result.ok:
+            print(f"{image}:\n{result.text or '(no text found)'}", flush=True)
+    return EXIT_PARTIAL if failed else EXIT_OK
+
+
+def cmd_trigger(args: argparse.Namespace) -> int:
+    from assistant import actions, ipc
+
+    if args.list or not args.action:
+        for action in actions.ACTIONS:
+            key = f"  [{action.hotkey}]" if action.hotkey else ""
+            print(f"{action.id:20} {action.plain_label}{key}")
+        return EXIT_OK if args.list else EXIT_FATAL
+    if args.action not in actions.BY_ID:
+        print(f"error: unknown action {args.action!r}; `blip-assistant trigger --list` shows them",
+              file=sys.stderr)
+        return EXIT_FATAL
+    try:
+        ipc.send(args.action, args.args)
+    except ipc.NotRunning as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FATAL
+    except ipc.IpcError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FATAL
+    return EXIT_OK
+
+
+def cmd_open(args: argparse.Namespace) -> int:
+    from assistant import ipc
+
+    path = os.path.abspath(args.image)
+    try:
+        ipc.send("open-image", [path])
+        return EXIT_OK
+    except ipc.NotRunning:
+        args.open_images = [path]
+        return cmd_start(args)
 
 
 def cmd_start(args: argparse.Namespace) -> int:
@@ -82,9 +198,11 @@ def cmd_start(args: argparse.Namespace) -> int:
         return run(args)
     from assistant import resources
 
+    if args.open_images:
+        return cmd_describe(argparse.Namespace(images=args.open_images, json=False, model=args.model))
     print(f"No desktop to show the tray app on ({problem}). Describing the example image instead:")
     example = resources.example_images_dir() / "chelsea.jpg"
-    request = argparse.Namespace(images=[str(example)], json=False, model=getattr(args, "model", None))
+    request = argparse.Namespace(images=[str(example)], json=False, model=args.model)
     return cmd_describe(request)
 
 
@@ -99,7 +217,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                   file=sys.stderr)
             return EXIT_FATAL
         return model_main(argv[1:])
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    commands = set(parser._subparsers._group_actions[0].choices)  # type: ignore[union-attr]
+    # `blip-assistant photo.jpg` (a file manager's "Open with") opens the image in the app.
+    valued = {"--model", "-m", "--speech-log", "--speech-to-wav"}
+    images: list[str] = []
+    if not commands & set(argv):
+        images = [a for i, a in enumerate(argv)
+                  if not a.startswith("-") and (i == 0 or argv[i - 1] not in valued) and os.path.isfile(a)]
+        argv = [a for a in argv if a not in images]
+    args = parser.parse_args(argv)
+    args.open_images = images
     if args.version:
         from assistant import __version__
 
@@ -107,7 +235,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_OK
     # The assistant shares the CPU with a screen reader: one thread answers faster on a busy desktop.
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    handlers = {"describe": cmd_describe, None: cmd_start}
+    from assistant.personal.cli import HANDLERS as personal_handlers
+
+    handlers = {"describe": cmd_describe, "ask": cmd_ask, "trigger": cmd_trigger, "open": cmd_open,
+                "read": cmd_read, None: cmd_start, **personal_handlers}
     try:
         return handlers[args.command](args)
     except KeyboardInterrupt:

@@ -35,9 +35,19 @@ def test_describe_json_on_the_builtin_model_with_a_broken_file(tmp_path: Path) -
     ok, bad, missing = rows
     assert ok["caption"] and 0 < ok["confidence"] <= 1 and ok["text"][0].isupper()
     assert "error" not in ok
-    assert "caption" not in bad and bad["error_code"] == "image_decode_error"
+    assert bad["caption"] is None and bad["error_code"] == "image_decode_error"
     assert "no such file" in missing["error"]
     assert "broken.jpg" in result.stderr and "missing.png" in result.stderr
+
+
+def test_a_black_image_is_said_to_be_black_not_described(tmp_path: Path) -> None:
+    from PIL import Image
+
+    Image.new("RGB", (1920, 1080)).save(tmp_path / "curtain.png")
+    result = _run(["describe", str(tmp_path / "curtain.png"), "--json"])
+    row = json.loads(result.stdout)
+    assert result.returncode == 0 and row["caption"] is None
+    assert row["text"].startswith("The image is completely black")
 
 
 def test_start_without_a_display_describes_the_example_and_returns(tmp_path: Path) -> None:

@@ -82,3 +82,11 @@ def test_light_modules_start_without_torch_or_qt() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_the_qt_side_imports_no_torch_outside_the_worker() -> None:
+    """Only the worker owns the model; every other Qt module stays light (the tray must come up fast)."""
+    for path in (ROOT / "assistant" / "app").rglob("*.py"):
+        if path.name == "worker.py":
+            continue
+        assert not _imports(path) & {"torch", "transformers"}, path

@@ -66,3 +66,19 @@ def test_invalid_values_fall_back_one_by_one(tmp_path: Path) -> None:
     s = settings.Settings(path)
     assert s["speech.rate"] == 190 and s["speech.volume"] == 0.5
     assert s.notice and "Speech rate must be a number" in s.notice
+
+
+def test_the_user_guide_lists_every_action_and_hotkey() -> None:
+    from assistant import guide
+
+    text = guide.read()
+    assert guide.render(text) == text, "the guide is out of date: run `python -m assistant.guide`"
+    for action in actions.ACTIONS:
+        assert f"`{action.id}`" in text and (action.hotkey or "none") in text
+
+
+def test_menu_mnemonics_are_unique() -> None:
+    """Alt+letter in the tray menu and the actions window must reach exactly one action."""
+    letters = [a.label[a.label.index("&") + 1].lower() for a in actions.ACTIONS if "&" in a.label]
+    duplicated = {x for x in letters if letters.count(x) > 1}
+    assert not duplicated, duplicated

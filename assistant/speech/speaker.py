@@ -39,6 +39,9 @@ def _noop(*_args: object) -> None:
     pass
 
 
+RETRY_AFTER_S = 20.0
+
+
 class Speaker:
     def __init__(self, backends: Sequence[SpeechBackend], *,
                  on_started: Callable[[str, str | None], None] | None = None,
@@ -59,6 +62,11 @@ class Speaker:
         self._index = 0  # the backend in use; only the worker moves it
         self._checked: set[int] = set()
         self._told_text_only = False  # the user has been told that nothing speaks
+        # A backend that failed while speaking (not one that is missing) is tried again after a while:
+        # one synthesis that timed out on a machine busy loading the model must not silence the voice
+        # for the whole session. Each failure is still reported once.
+        self._retry_at: float | None = None
+        self._reported: set[str] = set()
         self._current: _Item | None = None
         self._thread = threading.Thread(target=self._run, name="speaker", daemon=True)
         self._thread.start()
@@ -197,6 +205,7 @@ class Speaker:
                 if self._closing:
                     return False
                 self._give_up(backend, str(exc) or type(exc).__name__)
+                self._retry_at = time.monotonic() + RETRY_AFTER_S
                 continue
             if started_at is None:
                 return False
@@ -204,6 +213,8 @@ class Speaker:
             return True
 
     def _usable_backend(self) -> SpeechBackend | None:
+        if self._retry_at is not None and time.monotonic() >= self._retry_at:
+            self._retry_at, self._index = None, 0
         while self._index < len(self.backends):
             index = self._index
             backend = self.backends[index]
@@ -243,7 +254,10 @@ class Speaker:
         else:
             then = "nothing can speak"
         label = backend.label[:1].upper() + backend.label[1:]
-        self._emit(self.on_error, f"{label} is not available ({reason}); {then}.")
+        message = f"{label} is not available ({reason}); {then}."
+        if message not in self._reported:
+            self._reported.add(message)
+            self._emit(self.on_error, message)
 
     def _emit(self, callback: Callable[..., None], *args: object) -> None:
         try:

@@ -1,0 +1,156 @@
+"""The settings window, generated from the settings spec (``assistant.settings.SPEC``).
+
+Each setting becomes the control its type calls for, labelled with its name and described with its help
+text, so a screen reader says what it is and what it does. OK saves all changes at once (a value that
+does not fit is refused with its reason, spoken and shown); Escape cancels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QLabel,
+    QLineEdit,
+    QScrollArea,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from assistant.app.hotkey_edit import HELP as HOTKEY_HELP
+from assistant.app.hotkey_edit import HotkeyEdit
+from assistant.app.live_settings import text_sized
+from assistant.app.tray import app_icon
+from assistant.hotkeys import ERROR, check, parse
+from assistant.settings import SPEC, Setting, Settings
+
+HOTKEY_PREFIX = "hotkey."
+
+
+def _control(spec: Setting, value: Any, parent: QWidget) -> QWidget:
+    if spec.name.startswith(HOTKEY_PREFIX):
+        return HotkeyEdit(str(value or ""), parent)
+    if spec.kind is bool:
+        box = QCheckBox(parent)
+        box.setChecked(bool(value))
+        return box
+    if spec.choices is not None:
+        combo = QComboBox(parent)
+        combo.addItems([str(c) for c in spec.choices])
+        combo.setCurrentText(str(value))
+        return combo
+    if spec.kind is int:
+        spin = QSpinBox(parent)
+        spin.setRange(int(spec.minimum or 0), int(spec.maximum or 10**6))
+        spin.setValue(int(value))
+        return spin
+    if spec.kind is float:
+        dspin = QDoubleSpinBox(parent)
+        dspin.setRange(float(spec.minimum or 0.0), float(spec.maximum or 10**6))
+        dspin.setSingleStep(0.05)
+        dspin.setValue(float(value))
+        return dspin
+    edit = QLineEdit(str(value or ""), parent)
+    return edit
+
+
+def _value(spec: Setting, control: QWidget) -> Any:
+    if isinstance(control, HotkeyEdit):
+        return control.hotkey()
+    if isinstance(control, QCheckBox):
+        return control.isChecked()
+    if isinstance(control, QComboBox):
+        return control.currentText()
+    if isinstance(control, QSpinBox | QDoubleSpinBox):
+        return control.value()
+    assert isinstance(control, QLineEdit)
+    return control.text().strip()
+
+
+class SettingsWindow(QDialog):
+    def __init__(self, settings: Settings, say: Callable[[str], None]) -> None:
+        super().__init__()
+        self.settings, self._say = settings, say
+        self.setWindowTitle("Settings")
+        self.setWindowIcon(app_icon())
+        self.setAccessibleName("Settings")
+        outer = QVBoxLayout(self)
+        scroll = QScrollArea(self)
+        scroll.setWidgetResizable(True)
+        scroll.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # Tab goes to the settings; the area follows focus
+        inner = QWidget(scroll)
+        form = QFormLayout(inner)
+        # With large text a label goes above its control instead of pushing it out of the window.
+        form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
+        self.controls: dict[str, QWidget] = {}
+        for spec in SPEC:
+            control = _control(spec, settings[spec.name], inner)
+            control.setObjectName(spec.name)
+            control.setAccessibleName(spec.label)
+            help_text = f"{spec.help} {HOTKEY_HELP}" if isinstance(control, HotkeyEdit) else spec.help
+            control.setAccessibleDescription(help_text)
+            control.setToolTip(help_text)
+            if isinstance(control, HotkeyEdit):
+                action_id = spec.name.removeprefix(HOTKEY_PREFIX)
+                control.changed.connect(lambda text, a=action_id: self._hotkey_changed(a, text))
+                control.refused.connect(self._tell)
+            label = QLabel(spec.label + ":", inner)
+            label.setBuddy(control)
+            form.addRow(label, control)
+            self.controls[spec.name] = control
+        scroll.setWidget(inner)
+        outer.addWidget(scroll)
+        self.error = QLabel("", self)
+        self.error.setWordWrap(True)
+        self.error.setAccessibleName("Problem")
+        outer.addWidget(self.error)
+        ok_cancel = QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
+        buttons = QDialogButtonBox(ok_cancel, self)
+        buttons.accepted.connect(self.save)
+        buttons.rejected.connect(self.reject)
+        outer.addWidget(buttons)
+        self.resize(*text_sized(self, 64, 34))
+
+    def _tell(self, message: str) -> None:
+        self.error.setText(message)
+        self._say(message)
+
+    def _hotkeys(self) -> dict[str, str]:
+        return {name.removeprefix(HOTKEY_PREFIX): control.hotkey() for name, control in self.controls.items()
+                if isinstance(control, HotkeyEdit)}
+
+    def _hotkey_changed(self, action_id: str, text: str) -> None:
+        """Say the recorded combination in words, with any clash it causes, as soon as it is pressed."""
+        if not text:
+            self._tell("No hotkey.")
+            return
+        problems = [c.message for c in check(self._hotkeys()) if action_id in c.actions]
+        self._tell(" ".join([f"{parse(text).words}.", *problems]))
+
+    def save(self) -> None:
+        changes = {}
+        for spec in SPEC:
+            value = _value(spec, self.controls[spec.name])
+            if value != self.settings[spec.name]:
+                changes[spec.name] = value
+        errors = [c.message for c in check(self._hotkeys()) if c.level == ERROR]
+        if errors:
+            self._tell("The settings were not saved: " + " ".join(errors))
+            return
+        try:
+            self.settings.update(changes)
+        except (ValueError, KeyError, OSError) as exc:
+            message = f"The settings were not saved: {exc}"
+            self.error.setText(message)
+            self._say(message)
+            return
+        self.accept()

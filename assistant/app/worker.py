@@ -1,0 +1,136 @@
+"""The one thread that owns the model.
+
+Qt's event loop never waits on it: requests go in through :meth:`VisionWorker.submit`, which returns at
+once, and results come back as signals (queued into the GUI thread). One request runs at a time; a newer
+request supersedes an older one, so pressing the hotkey again and again costs at most one description
+in flight plus the newest one, and only the newest is answered.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from PySide6.QtCore import QObject, Signal
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Request:
+    image: Any  # a PIL image in memory (a capture or an opened file), never written to disk
+    label: str
+    action: str | None = None
+    kind: str = "describe"  # or "ask"
+    question: str = ""
+    detail: str = "brief"
+    id: int = field(default=0)
+    requested_at: float = field(default_factory=time.time)  # when the user asked, for the speech log
+    capture_ms: float = 0.0
+
+
+class VisionWorker(QObject):
+    loading = Signal(str)  # the model's name
+    ready = Signal(str)
+    loadFailed = Signal(str)  # a message for the user
+    described = Signal(int, object)  # request id, assistant.describe.Description or Answer
+    superseded = Signal(int)  # a request that a newer one replaced, never answered
+
+    def __init__(self, model_name: str, *, threads: int = 1, device: str = "cpu") -> None:
+        super().__init__()
+        from assistant.describe import Describer  # Qt-free, and imports no torch until load()
+
+        self.describer = Describer(model_name, threads=threads, device=device)
+        self._ids = itertools.count(1)
+        self._cond = threading.Condition()
+        self._pending: Request | None = None
+        self._running: Request | None = None
+        self._closing = False
+        self._thread = threading.Thread(target=self._run, name="vision-worker", daemon=True)
+
+    @property
+    def model_name(self) -> str:
+        return self.describer.model_name
+
+    @property
+    def is_ready(self) -> bool:
+        return self.describer.loaded
+
+    @property
+    def busy(self) -> bool:
+        with self._cond:
+            return self._running is not None or self._pending is not None
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def submit(self, request: Request) -> int:
+        """Queue ``request`` (replacing any that has not started yet) and return its id at once."""
+        with self._cond:
+            request.id = next(self._ids)
+            dropped, self._pending = self._pending, request
+            self._cond.notify()
+        if dropped is not None:
+            self.superseded.emit(dropped.id)
+        return request.id
+
+    def is_current(self, request_id: int) -> bool:
+        """False once a newer request came in: its answer would be about an image the user moved on from."""
+        with self._cond:
+            newest = self._pending or self._running
+            return newest is not None and newest.id == request_id
+
+    def close(self, timeout: float = 5.0) -> bool:
+        with self._cond:
+            self._closing = True
+            self._pending = None
+            self._cond.notify()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def _run(self) -> None:
+        self.loading.emit(self.model_name)
+        try:
+            self.describer.load()
+        except Exception as exc:  # any load failure must become words, never a dead worker
+            log.exception("model load failed")
+            self.loadFailed.emit(_load_message(self.model_name, exc))
+            return
+        self.ready.emit(self.model_name)
+        while True:
+            with self._cond:
+                while self._pending is None and not self._closing:
+                    self._cond.wait()
+                if self._closing:
+                    return
+                request, self._pending = self._pending, None
+                self._running = request
+            try:
+                if request.kind == "ask":
+                    result = self.describer.ask(request.image, request.question, label=request.label)
+                else:
+                    result = self.describer.describe(request.image, label=request.label,
+                                                     detail=request.detail)
+            except Exception as exc:  # a bug in one description must not end the worker
+                log.exception("description failed")
+                from assistant.describe import Description
+
+                result = Description(image=request.label, error=f"the description failed: {exc}",
+                                     error_code="internal_error")
+            with self._cond:
+                self._running = None
+                current = self._pending is None
+            if current:
+                self.described.emit(request.id, result)
+            else:
+                self.superseded.emit(request.id)
+
+
+def _load_message(model: str, exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return f"The model {model} could not be loaded: {text}"

@@ -1,0 +1,268 @@
+"""The app's Qt side without a desktop (offscreen): the worker keeps the event loop free, the controller
+handles every action of the registry, and every window is named and reachable by Tab."""
+
+from __future__ import annotations
+
+import itertools
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+pytest.importorskip("PySide6")
+
+from PIL import Image
+from PySide6.QtCore import QElapsedTimer, QTimer
+from PySide6.QtWidgets import QWidget
+
+from assistant import actions
+from assistant.app.worker import Request, VisionWorker
+from assistant.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class RecordingSpeaker:
+    """Unit-test stand-in for assistant.speech.Speaker (the real one is tested in test_speech_output and
+    end to end in test_app_desktop): it records what it was asked to say."""
+
+    def __init__(self) -> None:
+        self.said: list[tuple[str, str | None]] = []
+        self.stops = 0
+
+    def say(self, text: str, action: str | None = None, interrupt: bool = True,
+            requested_at: float | None = None) -> None:
+        self.said.append((text, action))
+
+    def stop(self) -> None:
+        self.stops += 1
+
+    def close(self, timeout: float = 2.0) -> bool:
+        return True
+
+
+class StillCapturer:
+    """Unit-test stand-in for assistant.capture.Capturer: a fixed picture per kind."""
+
+    def __init__(self, image: Image.Image) -> None:
+        self.image = image
+
+    def _capture(self, kind: str) -> Any:
+        from assistant.capture import Capture, Rect, blank_reason
+
+        return Capture(image=self.image, rect=Rect(0, 0, *self.image.size), kind=kind,
+                       blank=blank_reason(self.image))
+
+    def screen(self) -> Any:
+        return self._capture("screen")
+
+    def window(self) -> Any:
+        return self._capture("window")
+
+    def pointer_area(self) -> Any:
+        return self._capture("pointer area")
+
+    def region(self, rect: Any) -> Any:
+        return self._capture("region")
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.fixture()
+def worker(qtbot, tiny_models):
+    w = VisionWorker(str(tiny_models["builtin"]))
+    with qtbot.waitSignal(w.ready, timeout=60_000):
+        w.start()
+    yield w
+    w.close()
+
+
+def _controller(worker: VisionWorker, tmp_path: Path, image: Image.Image) -> Any:
+    from assistant.app.controller import Controller
+
+    return Controller(Settings(tmp_path / "settings.json"), worker, RecordingSpeaker(),
+                      capturer_factory=lambda: StillCapturer(image))
+
+
+def test_event_loop_stays_responsive_while_the_model_runs(qtbot) -> None:
+    """The built-in model captions in the worker while a 10 ms timer keeps ticking on the GUI thread."""
+    w = VisionWorker("builtin")
+    with qtbot.waitSignal(w.ready, timeout=120_000):
+        w.start()
+    ticks: list[int] = []
+    clock = QElapsedTimer()
+    clock.start()
+    timer = QTimer()
+    timer.timeout.connect(lambda: ticks.append(clock.elapsed()))
+    timer.start(10)
+    photo = Image.open(ROOT / "resources" / "images" / "astronaut.jpg").convert("RGB")
+    try:
+        with qtbot.waitSignal(w.described, timeout=60_000) as blocker:
+            for _ in range(3):  # superseded twice: the last one is answered
+                w.submit(Request(image=photo, label="astronaut"))
+        assert blocker.args[1].ok and blocker.args[1].caption
+        busy_ms = clock.elapsed()
+    finally:
+        timer.stop()
+        w.close()
+    gaps = [b - a for a, b in itertools.pairwise(ticks)]
+    assert busy_ms > 100 and gaps, busy_ms  # the model really worked for a while
+    assert max(gaps) < 150, max(gaps)  # the GUI thread was never held up by the caption
+
+
+def test_newer_requests_supersede_older_ones(qtbot, worker, tmp_path: Path) -> None:
+    image = Image.effect_noise((64, 48), 60).convert("RGB")
+    answered: list[int] = []
+    dropped: list[int] = []
+    worker.described.connect(lambda rid, _d: answered.append(rid))
+    worker.superseded.connect(dropped.append)
+    ids = [worker.submit(Request(image=image, label=f"n{i}")) for i in range(5)]
+    qtbot.waitUntil(lambda: ids[-1] in answered, timeout=30_000)
+    qtbot.wait(200)
+    assert answered[-1] == ids[-1]
+    assert set(answered) | set(dropped) == set(ids)  # every request answered or dropped, none lost
+    assert len(answered) <= 2
+
+
+def test_every_registry_action_is_handled(qtbot, worker, tmp_path: Path) -> None:
+    image = Image.effect_noise((64, 48), 60).convert("RGB")
+    controller = _controller(worker, tmp_path, image)
+    windows: list[str] = []
+    controller.windowRequested.connect(windows.append)
+    quits: list[bool] = []
+    controller.quitRequested.connect(lambda: quits.append(True))
+    for action in actions.ACTIONS:
+        controller.run_action(action.id, [])
+    qtbot.waitUntil(lambda: any(a == "describe-pointer" for _, a in controller.speaker.said), timeout=30_000)
+    assert set(windows) == {"ask", "history", "settings", "guide", "corrections", "about"} and quits == [True]
+    assert controller.speaker.stops == 1
+    assert not any("did not work" in text for text, _ in controller.speaker.said)
+
+
+def test_blank_capture_is_said_without_the_model(qtbot, worker, tmp_path: Path) -> None:
+    controller = _controller(worker, tmp_path, Image.new("RGB", (800, 600)))
+    submitted: list[Any] = []
+    worker.submit = submitted.append  # type: ignore[method-assign]
+    controller.run_action("describe-screen", [])
+    assert "completely black" in controller.speaker.said[-1][0]
+    assert submitted == []
+
+
+def test_ask_answers_about_the_last_image(qtbot, worker, tmp_path: Path) -> None:
+    controller = _controller(worker, tmp_path, Image.effect_noise((64, 48), 60).convert("RGB"))
+    controller.ask_question("is there a dog?")
+    assert "describe something first" in controller.speaker.said[-1][0]
+    controller.run_action("describe-screen", [])
+    qtbot.waitUntil(lambda: controller.last is not None and controller.last.image is not None, timeout=30_000)
+    controller.ask_question("is there a dog?")
+    qtbot.waitUntil(lambda: controller.speaker.said[-1][1] == "ask", timeout=30_000)
+    assert controller.speaker.said[-1][0]
+
+
+def test_an_unreadable_file_is_said_specifically(qtbot, worker, tmp_path: Path) -> None:
+    controller = _controller(worker, tmp_path, Image.new("RGB", (8, 8)))
+    bad = tmp_path / "holiday.jpg"
+    bad.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    controller.run_action("open-image", [str(bad)])
+    qtbot.waitUntil(lambda: bool(controller.speaker.said) and controller.speaker.said[-1][1] == "open-image",
+                    timeout=30_000)
+    text = controller.speaker.said[-1][0]
+    assert text.startswith("Could not describe holiday.jpg") and "Traceback" not in text
+
+
+def _walk_tab(window: QWidget, qtbot) -> list[QWidget]:
+    """The widgets Tab reaches, in order: Qt's focus chain, keeping what takes focus by Tab."""
+    from PySide6.QtCore import Qt
+
+    window.show()
+    qtbot.waitExposed(window)
+    seen: list[QWidget] = []
+    widget = window.nextInFocusChain()
+    while widget is not window and widget not in seen:
+        if (widget.focusPolicy() & Qt.FocusPolicy.TabFocus) and widget.isVisibleTo(window) \
+                and widget.isEnabled() and widget.window() is window:
+            seen.append(widget)
+        widget = widget.nextInFocusChain()
+    return seen
+
+
+def _spoken_name(widget: QWidget) -> str:
+    """The name a screen reader gets: Qt's accessibility interface (an explicit name, a button's text,
+    a buddy label). A spin box's inner line edit speaks as its spin box."""
+    from PySide6.QtGui import QAccessible
+    from PySide6.QtWidgets import QAbstractSpinBox
+
+    if isinstance(widget.parentWidget(), QAbstractSpinBox):
+        widget = widget.parentWidget()
+    interface = QAccessible.queryAccessibleInterface(widget)
+    return interface.text(QAccessible.Text.Name) if interface is not None else ""
+
+
+def _windows(tmp_path: Path) -> list[QWidget]:
+    from assistant.app.corrections_window import CorrectionsWindow
+    from assistant.app.guide_window import GuideWindow
+    from assistant.app.history_window import HistoryWindow
+    from assistant.app.result_window import ResultWindow
+    from assistant.app.settings_window import SettingsWindow
+    from assistant.app.tray import ActionsWindow
+    from assistant.app.welcome_window import WelcomeWindow
+
+    settings = Settings(tmp_path / "settings.json")
+    return [ResultWindow(ask=lambda q: None),
+            HistoryWindow(list, lambda r: None, lambda t: None, forget_all=lambda: None),
+            SettingsWindow(settings, lambda t: None), ActionsWindow(settings.hotkeys(), lambda a: None),
+            GuideWindow(), CorrectionsWindow(lambda t: None, lambda: None),
+            WelcomeWindow(settings, settings.hotkeys(), lambda a: None)]
+
+
+def test_every_focusable_control_has_an_accessible_name(qtbot, tmp_path: Path) -> None:
+    for window in _windows(tmp_path):
+        qtbot.addWidget(window)
+        reached = _walk_tab(window, qtbot)
+        assert len(reached) >= 2, type(window).__name__
+        unnamed = [type(w).__name__ + ":" + w.objectName() for w in reached if not _spoken_name(w)]
+        assert not unnamed, (type(window).__name__, unnamed)
+        assert window.accessibleName() and window.windowTitle()
+
+
+def test_the_actions_window_lists_every_action_with_its_hotkey(qtbot, tmp_path: Path) -> None:
+    from assistant.app.tray import ActionsWindow, build_menu
+
+    hotkeys = Settings(tmp_path / "settings.json").hotkeys()
+    window = ActionsWindow(hotkeys, lambda a: None)
+    qtbot.addWidget(window)
+    assert list(window.buttons) == [a.id for a in actions.ACTIONS]
+    assert "Ctrl+Alt+D" in window.buttons["describe-screen"].text()
+    menu = build_menu(None, hotkeys, lambda a: None)
+    items = [a for a in menu.actions() if not a.isSeparator()]
+    assert [a.objectName() for a in items] == [a.id for a in actions.ACTIONS]
+    assert items[0].shortcut().toString() == "Ctrl+Alt+D"
+
+
+def test_settings_window_saves_and_refuses_with_words(qtbot, tmp_path: Path) -> None:
+    from assistant.app.settings_window import SettingsWindow
+
+    settings = Settings(tmp_path / "settings.json")
+    said: list[str] = []
+    window = SettingsWindow(settings, said.append)
+    qtbot.addWidget(window)
+    window.controls["describe.detail"].setCurrentText("detailed")  # type: ignore[attr-defined]
+    window.save()
+    assert Settings(tmp_path / "settings.json")["describe.detail"] == "detailed"
+    # A full disk while saving: the window stays open, says why, and the old settings stand.
+    def full_disk(changes: dict) -> None:
+        raise OSError(28, "No space left on device")
+
+    settings.update = full_disk  # type: ignore[method-assign]
+    window = SettingsWindow(settings, said.append)
+    qtbot.addWidget(window)
+    window.show()
+    window.controls["speech.rate"].setValue(300)  # type: ignore[attr-defined]
+    window.save()
+    assert window.isVisible()
+    assert "not saved" in said[-1] and "No space left" in said[-1]
+    assert "No space left" in window.error.text()
+    assert Settings(tmp_path / "settings.json")["speech.rate"] == 190
