@@ -12,6 +12,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 EXIT_OK, EXIT_FATAL, EXIT_PARTIAL = 0, 1, 2
 
@@ -91,15 +92,23 @@ def _resolve_model(name: str | None) -> str:
     return name or defaults.DEFAULT_MODEL
 
 
-def cmd_describe(args: argparse.Namespace) -> int:
+def _loaded_describer(model: str | None) -> Any:
+    """A Describer with its model loaded, or None after saying why it could not be loaded."""
     from assistant.describe import Describer
     from assistant.vision.errors import VisionError
 
-    describer = Describer(_resolve_model(args.model))
+    describer = Describer(_resolve_model(model))
     try:
         describer.load()
     except (VisionError, ValueError, OSError) as exc:
         print(f"error: the model could not be loaded: {exc}", file=sys.stderr)
+        return None
+    return describer
+
+
+def cmd_describe(args: argparse.Namespace) -> int:
+    describer = _loaded_describer(args.model)
+    if describer is None:
         return EXIT_FATAL
     failed = 0
     for image in args.images:
@@ -115,14 +124,8 @@ def cmd_describe(args: argparse.Namespace) -> int:
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
-    from assistant.describe import Describer
-    from assistant.vision.errors import VisionError
-
-    describer = Describer(_resolve_model(args.model))
-    try:
-        describer.load()
-    except (VisionError, ValueError, OSError) as exc:
-        print(f"error: the model could not be loaded: {exc}", file=sys.stderr)
+    describer = _loaded_describer(args.model)
+    if describer is None:
         return EXIT_FATAL
     answer = describer.ask(args.image, args.question)
     if not answer.ok:
