@@ -117,6 +117,7 @@ def _run_app(args: argparse.Namespace, server: Any, first_action: tuple[str, lis
 
     autostart.follow(settings, lambda message: controller.say(message, None, keep=False))
     bridge.speechError.connect(lambda message: controller.spoken.emit(_note(message)))
+    bridge.speechError.connect(lambda message: log.warning("speech: %s", message))
     server.on_action = lambda action, action_args: bridge.action.emit(action, list(action_args))
 
     hotkeys = settings.hotkeys()

@@ -145,15 +145,23 @@ class Synthesizer:
                 job.skipped = True
                 job.done.set()
                 continue
-            errors.clear()
-            try:
-                self._synthesize(engine, job)
-            except Exception as exc:
-                job.error = f"its speech engine failed: {exc}"
-                # runAndWait leaves its "loop running" flag set when the driver raises; every later call
-                # would then fail with "run loop already started".
-                with contextlib.suppress(AttributeError):
-                    engine._inLoop = False
+            # espeak-ng can still cancel a synthesis now and then (seen on the first one of a session while
+            # the model loaded beside it): an empty file is tried once more before it counts as a failure.
+            for _attempt in range(2):
+                errors.clear()
+                job.error = None
+                try:
+                    self._synthesize(engine, job)
+                except Exception as exc:
+                    job.error = f"its speech engine failed: {exc}"
+                    # runAndWait leaves its "loop running" flag set when the driver raises; every later
+                    # call would then fail with "run loop already started".
+                    with contextlib.suppress(AttributeError):
+                        engine._inLoop = False
+                if job.error is None and (NATIVE_SUFFIX != ".wav" or audio_seconds(job.path) > 0.0):
+                    break
+                if job.cancelled() or job.abandoned:
+                    break
             if job.error is None and audio_seconds(job.path) <= 0.0 and NATIVE_SUFFIX == ".wav":
                 why = f": {errors[0]}" if errors else ""
                 job.error = f"its speech engine produced no audio{why}"
