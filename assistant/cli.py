@@ -106,6 +106,17 @@ def _loaded_describer(model: str | None) -> Any:
     return describer
 
 
+def _report(result: Any, as_json: bool, human: str) -> bool:
+    """Print one result: its error on stderr, then its JSON row or ``human``; True when it succeeded."""
+    if not result.ok:
+        print(f"error: {result.error}", file=sys.stderr)
+    if as_json:
+        print(json.dumps(result.to_dict(), ensure_ascii=False), flush=True)
+    elif result.ok:
+        print(human, flush=True)
+    return bool(result.ok)
+
+
 def cmd_describe(args: argparse.Namespace) -> int:
     describer = _loaded_describer(args.model)
     if describer is None:
@@ -113,13 +124,7 @@ def cmd_describe(args: argparse.Namespace) -> int:
     failed = 0
     for image in args.images:
         result = describer.describe(image, detail="detailed" if getattr(args, "detailed", False) else "brief")
-        if not result.ok:
-            failed += 1
-            print(f"error: {result.error}", file=sys.stderr)
-        if args.json:
-            print(json.dumps(result.to_dict(), ensure_ascii=False), flush=True)
-        elif result.ok:
-            print(f"{image}: {result.text}", flush=True)
+        failed += not _report(result, args.json, f"{image}: {result.text}")
     return EXIT_PARTIAL if failed else EXIT_OK
 
 
@@ -128,13 +133,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
     if describer is None:
         return EXIT_FATAL
     answer = describer.ask(args.image, args.question)
-    if not answer.ok:
-        print(f"error: {answer.error}", file=sys.stderr)
-    if args.json:
-        print(json.dumps(answer.to_dict(), ensure_ascii=False))
-    elif answer.ok:
-        print(answer.text)
-    return EXIT_OK if answer.ok else EXIT_PARTIAL
+    return EXIT_OK if _report(answer, args.json, answer.text or "") else EXIT_PARTIAL
 
 
 def cmd_read(args: argparse.Namespace) -> int:
@@ -144,13 +143,7 @@ def cmd_read(args: argparse.Namespace) -> int:
     failed = 0
     for image in args.images:
         result = reader.read(image)
-        if not result.ok:
-            failed += 1
-            print(f"error: {result.error}", file=sys.stderr)
-        if args.json:
-            print(json.dumps(result.to_dict(), ensure_ascii=False), flush=True)
-        elif result.ok:
-            print(f"{image}:\n{result.text or '(no text found)'}", flush=True)
+        failed += not _report(result, args.json, f"{image}:\n{result.text or '(no text found)'}")
     return EXIT_PARTIAL if failed else EXIT_OK
 
 
