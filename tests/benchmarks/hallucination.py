@@ -152,7 +152,14 @@ def collect(args: argparse.Namespace) -> None:
 
     blip = vision.load(args.model)
     ckpt = blip.checkpoint
-    settings = GenerationSettings()
+    # beam 3 by default (the engine's default, where the shipped calibration was fitted); --detail brief
+    # or detailed decodes as the app does for that detail level (assistant.describe.DECODING_BY_DETAIL)
+    if args.detail:
+        from assistant.describe import DECODING_BY_DETAIL
+
+        settings = GenerationSettings(**DECODING_BY_DETAIL[args.detail])
+    else:
+        settings = GenerationSettings()
     classify = image_classifier(ckpt)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -526,6 +533,7 @@ def main(argv: list[str] | None = None) -> None:
     c.add_argument("--sets", default="ood,daquar-test,daquar-fit,flickr-test,flickr-val")
     c.add_argument("--limit", type=int)
     c.add_argument("--batch", type=int, default=16)
+    c.add_argument("--detail", choices=("brief", "detailed"), help="decode as the app does for this detail")
     a = sub.add_parser("analyze")
     a.add_argument("runs")
     a.add_argument("--calibration", help="score with this honesty.json instead of fitting one")

@@ -140,6 +140,19 @@ def use_fast(fast: bool | None, device: str | torch.device, dtype: torch.dtype) 
     return has_fast_bf16()
 
 
+def _own_buffers(model: torch.nn.Module) -> None:
+    """Copy the buffers (position ids and the like) that still view the memory-mapped weights file.
+
+    Weights converted on load (float16 to float32) are copies, but a buffer stored in its own dtype is a
+    view into the mapping, and that one view keeps the whole file mapped: 68 MB of resident memory for
+    the built-in model, held all day by an app that sits in the tray.
+    """
+    for module in model.modules():
+        for name, buf in module._buffers.items():
+            if buf is not None:
+                module._buffers[name] = buf.clone()
+
+
 def _torch_dtype(dtype: str | torch.dtype) -> torch.dtype:
     if isinstance(dtype, torch.dtype):
         return dtype
@@ -192,6 +205,7 @@ def load_checkpoint(
         extras["fast"] = plan.describe()
     else:
         model = cls.from_pretrained(path, dtype=torch_dtype, use_safetensors=True)
+        _own_buffers(model)
     model.to(device).eval()
     tokenizer = BertTokenizerFast.from_pretrained(path)
     image_processor = BlipImageProcessorPil.from_pretrained(path)

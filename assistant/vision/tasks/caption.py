@@ -7,7 +7,7 @@ import torch
 from assistant.vision.errors import TextError
 from assistant.vision.runtime.checkpoint import CAPTION, Checkpoint
 from assistant.vision.runtime.encoding import check_text
-from assistant.vision.tasks.generation import GenerationSettings, generate, sequence_logprobs
+from assistant.vision.tasks.generation import GenerationSettings, generate_scored
 
 
 def prompt_ids(ckpt: Checkpoint, prompt: str | None, batch: int) -> torch.Tensor:
@@ -45,8 +45,7 @@ def caption_embeds(
     batch = image_embeds.shape[0]
     start = prompt_ids(ckpt, prompt, batch)
     states_mask = torch.ones(image_embeds.shape[:-1], dtype=torch.long, device=image_embeds.device)
-    sequences = generate(ckpt, start, image_embeds, states_mask, settings)
-    total, count = sequence_logprobs(ckpt, sequences, start.shape[1], image_embeds, states_mask)
+    sequences, total, count = generate_scored(ckpt, start, image_embeds, states_mask, settings)
     texts = ckpt.tokenizer.batch_decode(sequences, skip_special_tokens=True)
     confidences = torch.exp(total / count).tolist()
     return [(t.strip(), float(c)) for t, c in zip(texts, confidences, strict=True)]
