@@ -13,7 +13,8 @@ import yaml
 @dataclass
 class DataSource:
     """One dataset file (any format assistant.datasets reads) or ``easy_vqa: train|test`` (the PyPI
-    package)."""
+    package). As a VQA source, ``caption_questions: true`` reads ``path`` as a *caption* set and asks the
+    questions its captions support (:mod:`assistant.datasets.caption_questions`; ``kinds`` picks some)."""
 
     path: str | None = None
     split: str | None = None
@@ -21,6 +22,32 @@ class DataSource:
     limit: int | None = None
     max_images: int | None = None  # keep only the rows of the first N distinct images
     image_root: str | None = None
+    caption_questions: bool = False
+    kinds: list[str] | None = None  # caption_questions only: presence, colour, count, activity, place
+    # Every row this many times: batches are drawn uniformly from all rows, so this weighs a small source
+    # (colour questions are 6% of the caption questions) against the big ones.
+    repeat: int = 1
+    # A caption source of synthetic screens (assistant/datasets/screens.py): this many of each kind, drawn
+    # into the run's output folder; ``path``/``split`` then name the caption set whose photos (and their
+    # captions) go into the web pages and slides.
+    screens: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.screens is not None and (isinstance(self.screens, bool) or not isinstance(self.screens, int)
+                                         or self.screens < 1):
+            raise ValueError(f"data source screens must be an integer >= 1, got {self.screens!r}")
+        if isinstance(self.repeat, bool) or not isinstance(self.repeat, int) or self.repeat < 1:
+            raise ValueError(f"data source repeat must be an integer >= 1, got {self.repeat!r}")
+        if self.kinds is not None and not self.caption_questions:
+            raise ValueError("data source kinds is for caption_questions sources only")
+        if self.caption_questions:
+            from assistant.datasets.caption_questions import KINDS
+
+            if not self.path or self.easy_vqa:
+                raise ValueError("caption_questions needs the path of a caption set (and no easy_vqa)")
+            unknown = sorted(set(self.kinds or ()) - set(KINDS))
+            if unknown:
+                raise ValueError(f"unknown caption question kinds {unknown} (known: {list(KINDS)})")
 
 
 @dataclass

@@ -6,10 +6,11 @@ from __future__ import annotations
 import logging
 import random
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 
-from assistant.datasets import load_caption_dataset, load_vqa_dataset
+from assistant.datasets import caption_questions, load_caption_dataset, load_vqa_dataset, screens
 from assistant.datasets.records import answer_text
 from assistant.training.config import DataSource, PretrainConfig
 from assistant.training.tensors import TokenTable, decode_images, tokenize_all
@@ -45,6 +46,12 @@ def _easy_vqa(split: str) -> list[tuple[str, str, str]]:
 def _vqa_rows(source: DataSource) -> list[tuple[str, str, str]]:
     if source.easy_vqa:
         rows = _easy_vqa(source.easy_vqa)
+    elif source.caption_questions:
+        records = load_caption_dataset(
+            source.path, split=source.split, image_root=source.image_root, on_bad="skip", check_images=False
+        )
+        kinds = tuple(source.kinds) if source.kinds else caption_questions.KINDS
+        rows = [(q.image, q.question, q.answer) for q in caption_questions.build(records, kinds=kinds)]
     else:
         records = load_vqa_dataset(
             source.path, split=source.split, image_root=source.image_root, on_bad="skip"
@@ -55,16 +62,32 @@ def _vqa_rows(source: DataSource) -> list[tuple[str, str, str]]:
         rows = [r for r in rows if r[0] in keep]
     if source.limit:
         rows = random.Random(0).sample(rows, min(source.limit, len(rows)))
-    return rows
+    return rows * source.repeat
 
 
-def _caption_rows(source: DataSource) -> list[tuple[str, str]]:
+def _screen_set(source: DataSource, folder: Path) -> Path:
+    """Draw (or reuse) the synthetic screens of a ``screens`` source, with photos from its caption set."""
+    photos: list[screens.Photo] = []
+    if source.path:
+        records = load_caption_dataset(
+            source.path, split=source.split, image_root=source.image_root, on_bad="skip", check_images=False
+        )
+        photos = [screens.Photo(r.image, r.captions[0]) for r in records if r.captions]
+    log.info("drawing %d screens of each kind into %s", source.screens, folder)
+    return screens.write_screen_set(folder, source.screens or 0, photos)
+
+
+def _caption_rows(source: DataSource, output: Path | None = None) -> list[tuple[str, str]]:
+    if source.screens:
+        folder = Path(output or ".") / f"screens-{source.screens}"
+        records = load_caption_dataset(_screen_set(source, folder), split="train", check_images=False)
+        return [(r.image, c) for r in records for c in r.captions] * source.repeat
     records = load_caption_dataset(
         source.path, split=source.split, image_root=source.image_root, on_bad="skip", check_images=False
     )
     if source.limit:
         records = records[: source.limit]
-    return [(r.image, c) for r in records for c in r.captions]
+    return [(r.image, c) for r in records for c in r.captions] * source.repeat
 
 
 def _check_trainable(config: PretrainConfig, *, n_captions: int, n_questions: int) -> None:
@@ -82,7 +105,7 @@ def _check_trainable(config: PretrainConfig, *, n_captions: int, n_questions: in
 
 
 def build_data(config: PretrainConfig, tokenizer, image_size: int) -> TrainingData:
-    caps = [row for s in config.data.captions for row in _caption_rows(s)]
+    caps = [row for s in config.data.captions for row in _caption_rows(s, Path(config.output))]
     vqas = [row for s in config.data.vqa for row in _vqa_rows(s)]
     vals = _caption_rows(config.data.val_captions) if config.data.val_captions else []
     _check_trainable(config, n_captions=len(caps), n_questions=len(vqas))
