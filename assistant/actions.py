@@ -69,6 +69,8 @@ ACTIONS: tuple[Action, ...] = (
     Action("guide", "User &guide", "Open the user guide, which lists every action and hotkey.",
            category="window"),
     Action("about", "A&bout", "Show the assistant's version and where it keeps your data.", category="app"),
+    Action("delete-data", "&Delete all my data…", "Delete your history, corrections, personal models and "
+           "logs, after asking you to confirm (your settings are kept).", category="app"),
     Action("quit", "&Quit", "Quit the assistant.", category="app"),
 )
 

@@ -81,6 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--engine", choices=("auto", "tesseract", "rapidocr"), default="auto",
                    help="auto (the default): Tesseract where installed, else RapidOCR.")
 
+    p = sub.add_parser("delete-data", help="Delete your history, corrections, personal models and logs "
+                                           "(asks first; your settings are kept).")
+    p.add_argument("--yes", action="store_true", help="Do not ask; delete at once.")
+
     sub.add_parser("model", help="Build and measure models (pretrain, finetune, eval); needs the train extra",
                    add_help=False)
     return parser
@@ -182,6 +186,39 @@ def cmd_open(args: argparse.Namespace) -> int:
         return cmd_start(args)
 
 
+def cmd_delete_data(args: argparse.Namespace) -> int:
+    """Delete the user's data; a running assistant does it itself (it holds the files open), after
+    asking in its own window."""
+    from assistant import home, ipc, my_data
+
+    try:
+        ipc.send("delete-data", [])
+        print("The assistant is running: it asks you to confirm in its window.")
+        return EXIT_OK
+    except ipc.IpcError:  # NotRunning included: delete here
+        pass
+    found = my_data.stored()
+    if not found:
+        print(f"There is no data to delete in {home.home()}.")
+        return EXIT_OK
+    for what, paths in found.items():
+        print(f"{what}: {', '.join(p.name for p in paths)}")
+    if not args.yes:
+        try:
+            answer = input(f"{my_data.CONFIRM_QUESTION} Type yes to delete: ")
+        except EOFError:
+            answer = ""
+        if answer.strip().lower() not in ("y", "yes"):
+            print("Nothing was deleted.")
+            return EXIT_FATAL
+    try:
+        print(my_data.summary(my_data.delete_all()))
+    except OSError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FATAL
+    return EXIT_OK
+
+
 def cmd_start(args: argparse.Namespace) -> int:
     """The tray app on a desktop; with no display, say so and describe the example image instead, so a
     set-up script on a machine without a screen shows the assistant working and returns."""
@@ -234,7 +271,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from assistant.personal.cli import HANDLERS as personal_handlers
 
     handlers = {"describe": cmd_describe, "ask": cmd_ask, "trigger": cmd_trigger, "open": cmd_open,
-                "read": cmd_read, None: cmd_start, **personal_handlers}
+                "read": cmd_read, "delete-data": cmd_delete_data, None: cmd_start, **personal_handlers}
     try:
         return handlers[args.command](args)
     except KeyboardInterrupt:

@@ -6,6 +6,7 @@ second description costs only the model's own time.
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from dataclasses import asdict, dataclass
@@ -81,7 +82,9 @@ class Describer:
                  device: str = "cpu", personal: bool = True) -> None:
         self.model_name, self.threads, self.device = model, threads, device
         self.personal, self.personal_version = personal, None  # personal: apply the user's active version
+        self.notices: list[str] = []  # what loading skipped (a damaged personal model), for the user
         self._blip: Any = None
+        self._questions: Any = None  # the BLIP question model, for a model that only describes
         self._lock = threading.Lock()
         # (the last image object, the model, its vision features): a follow-up runs only the text side
         self._kept: tuple[Any, Any, Any] | None = None
@@ -99,11 +102,18 @@ class Describer:
                 # The user's active personal model (issue #24), merged on top of the float32 weights.
                 from assistant.personal import versions as personal
 
-                mine = personal.active_for(self.model_name) if self.personal else None
+                mine = personal.active_for(self.model_name, self._notice) if self.personal else None
+                self.device = _resolve_device(self.device)
                 self._blip = vision.load(self.model_name, "caption", device=self.device, threads=self.threads,
                                          **({"fast": False} if mine else {}))
-                self.personal_version = personal.apply_active(self._blip, self.model_name) if mine else None
+                self.personal_version = (personal.apply_active(self._blip, self.model_name, self._notice)
+                                         if mine else None)
             return self._blip
+
+    def _notice(self, message: str) -> None:
+        if message not in self.notices:
+            self.notices.append(message)
+            print(f"warning: {message}", file=sys.stderr)
 
     def describe(self, image: Any, label: str | None = None, detail: str = "brief") -> Description:
         """Describe one image (a path, bytes, a PIL image or an array). Never raises for a bad image:
@@ -147,10 +157,26 @@ class Describer:
         return answer(self, image, question, label)
 
     def ask_model(self, image: Any, question: str, choices: list[str] | None = None) -> Any:
-        """The model's own answer (an AnswerResult), from the kept features when ``image`` is the last one."""
+        """The model's own answer (an AnswerResult), from the kept features when ``image`` is the last one.
+        A captioning-only model (Salesforce BLIP base or large) hands the question to the downloaded BLIP
+        question model when there is one (:mod:`assistant.model_store`)."""
         blip = self.load()
+        questions = self._question_model(blip)
         with self._lock:
+            if questions is not None:
+                return questions.ask(image, question, choices=choices)[0]
             return blip.ask(self._features(image), question, choices=choices)[0]
+
+    def _question_model(self, blip: Any) -> Any:
+        if "vqa" in blip.tasks:
+            return None
+        if self._questions is None:
+            from assistant import model_store, vision
+
+            if model_store.installed("vqa") is None:
+                return None  # blip.ask then says that this model cannot answer questions
+            self._questions = vision.load("vqa", "vqa", device=self.device, threads=self.threads)
+        return self._questions
 
     def _features(self, image: Any, picture: Any = None) -> Any:
         """``image``'s vision features, kept for the last image object (held, so its id is not reused) and
@@ -166,3 +192,12 @@ class Describer:
                                      batch_size=1, classify=classify)
             kept = self._kept = (image, self._blip, features)
         return kept[2]
+
+
+def _resolve_device(device: str) -> str:
+    """``auto``: an NVIDIA GPU when torch sees one (the "Use the GPU" setting), else the CPU."""
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"

@@ -56,6 +56,15 @@ def erase(path: Path | None = None) -> None:
 
 def thumbnail_bytes(image: Any) -> bytes | None:
     """A small JPEG of a PIL image, or None when there is no image (or it cannot be encoded)."""
+    if isinstance(image, bytes | bytearray) and image:
+        # a pasted or dropped image is kept encoded (the worker decoded it); decoded again for its thumbnail
+        from assistant.vision.errors import ImageError
+        from assistant.vision.io import load_image
+
+        try:
+            image = load_image(image)
+        except ImageError:
+            return None
     if image is None or not hasattr(image, "convert"):
         return None
     small = image.convert("RGB")

@@ -79,6 +79,10 @@ SPEC: tuple[Setting, ...] = (
             kind=int),
     Setting("speech.volume", 1.0, "Volume", "The own voice's volume, 0 to 1.", minimum=0.0, maximum=1.0,
             kind=float),
+    Setting("speech.announce", False, "Announce to the screen reader",
+            "While an assistant window has the focus, also send its new text to your screen reader as an "
+            "announcement (it reaches a braille display too). Off by default: the speech output already "
+            "says it, and the text would be heard twice.", kind=bool),
     Setting("speech.earcons", True, "Earcons", "Short sounds for 'captured' and 'working'.", kind=bool),
     Setting("describe.detail", "brief", "Detail level", "Brief or detailed descriptions.",
             choices=("brief", "detailed")),
@@ -90,12 +94,16 @@ SPEC: tuple[Setting, ...] = (
     Setting("ocr.engine", "auto", "Text reader (OCR)", "auto: Tesseract where installed, else RapidOCR.",
             choices=("auto", "tesseract", "rapidocr")),
     Setting("model.name", "builtin", "Model",
-            "builtin (works offline), base or large (Salesforce BLIP, downloaded on request), or a folder."),
+            "builtin (works offline), base or large (Salesforce BLIP, downloaded on request), or a folder. "
+            "The Models button after this field chooses, downloads or checks one."),
     Setting("model.use_gpu", True, "Use the GPU", "Use an NVIDIA GPU when one is present.", kind=bool),
     Setting("app.start_at_login", False, "Start at login", "Start the assistant when you log in.", kind=bool),
     Setting("app.show_welcome", True, "Welcome at start",
             "Show and say the welcome with the main hotkeys at the next start (turned off once shown).",
             kind=bool),
+    Setting("app.debug_log", False, "Debug logging",
+            "Also write what was said and read (captions, screen text) into the log file, to report a "
+            "problem. Off: the log holds only timings and errors.", kind=bool),
     Setting("history.length", 50, "History length", "How many results the history keeps.", minimum=0,
             maximum=1000, kind=int),
     Setting("history.keep_none", False, "Keep no history", "Keep nothing on disk.", kind=bool),

@@ -52,3 +52,15 @@ def image_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture()
 def images() -> list[Image.Image]:
     return [_image(i) for i in range(3)]
+
+
+@pytest.fixture(scope="module")
+def desktop():  # type: ignore[no-untyped-def]
+    """A real X server (Xvfb) with a window manager and a tray host, shared by one test module's apps."""
+    from desktop import start_tray_host
+    from xserver import require, xvfb
+
+    require("Xvfb", "openbox", "xdotool", "espeak-ng")
+    with xvfb(1280, 800, wm=True) as server:
+        start_tray_host(server)
+        yield server

@@ -10,19 +10,11 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from desktop import running_app, sox_seconds, start_tray_host
-from xserver import require, xvfb
+from desktop import running_app, sox_seconds
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.desktop
 
-
-@pytest.fixture(scope="module")
-def desktop():
-    require("Xvfb", "openbox", "xdotool", "espeak-ng")
-    with xvfb(1280, 800, wm=True) as server:
-        start_tray_host(server)
-        yield server
 
 
 def _photo(tmp_path: Path, name: str = "chelsea.jpg", size: tuple[int, int] = (1000, 680)) -> Path:

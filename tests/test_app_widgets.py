@@ -137,7 +137,8 @@ def test_every_registry_action_is_handled(qtbot, worker, tmp_path: Path) -> None
     for action in actions.ACTIONS:
         controller.run_action(action.id, [])
     qtbot.waitUntil(lambda: any(a == "describe-pointer" for _, a in controller.speaker.said), timeout=30_000)
-    assert set(windows) == {"ask", "history", "settings", "guide", "corrections", "about"} and quits == [True]
+    assert set(windows) == {"ask", "history", "settings", "guide", "corrections", "about",
+                            "delete-data"} and quits == [True]
     assert controller.speaker.stops == 1
     assert not any("did not work" in text for text, _ in controller.speaker.said)
 

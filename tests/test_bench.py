@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+TESTS = Path(__file__).resolve().parent
+if str(TESTS) not in sys.path:
+    sys.path.insert(0, str(TESTS))
 
 from benchmarks import summary  # noqa: E402
 from benchmarks.worker import parse_plan  # noqa: E402
 
-ROOT = ROOT.parent
+ROOT = TESTS.parent  # the repository
 
 
 def _report(kind: str, path: str, rnd: int, seconds: float, **extra: object) -> dict:

@@ -15,20 +15,13 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from desktop import COMMAND, RunningApp, app_env, sox_seconds, start_tray_host, wait_for
-from xserver import XServer, require, xvfb
+from desktop import COMMAND, RunningApp, app_env, sox_seconds, wait_for
+from xserver import XServer
 
 pytestmark = pytest.mark.desktop
 YES_NO = ("Yes.", "No.", "Probably yes.", "Probably not.", "I'm not sure, but I think yes.",
           "I'm not sure, but I think no.")
 
-
-@pytest.fixture(scope="module")
-def desktop():
-    require("Xvfb", "openbox", "xdotool", "espeak-ng")
-    with xvfb(1280, 800, wm=True) as server:
-        start_tray_host(server)
-        yield server
 
 
 @contextlib.contextmanager

@@ -17,7 +17,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Signal, Slot
 
-from assistant import actions
+from assistant import actions, logs
 from assistant.app.ocr_worker import OcrWorker, TextRequest
 from assistant.app.reading import Reading
 from assistant.app.worker import Request, VisionWorker
@@ -92,6 +92,7 @@ class Controller(QObject):
             "corrections": lambda _a: self.windowRequested.emit("corrections"),
             "personalize": lambda _a: self.personal.personalize(),
             "about": lambda _a: self.windowRequested.emit("about"),
+            "delete-data": lambda _a: self.windowRequested.emit("delete-data"),  # asks first
             "quit": lambda _a: self.quitRequested.emit(),
         }
         missing = set(actions.BY_ID) - set(self._handlers)
@@ -119,6 +120,7 @@ class Controller(QObject):
     def run_action(self, action_id: str, args: list[str] | None = None) -> None:
         """Run one action; unknown ids and failures are said, never raised into Qt."""
         self._asked_at = time.time()
+        log.info("action %s", action_id)  # the id only: what a load test counts, nothing from the screen
         handler = self._handlers.get(action_id)
         if handler is None:
             self.say(f"Unknown action {action_id}.", None)
@@ -136,6 +138,7 @@ class Controller(QObject):
         """Speak ``text`` and show it (or ``shown``, the same words laid out for reading)."""
         result = Result(text=shown or text, action=action, label=label, at=time.time(), image=image,
                         caption=caption, confidence=confidence)
+        logs.content(f"said ({action})", text)  # written only with "Debug logging" on
         self.speaker.say(text, action=action, interrupt=interrupt,
                          requested_at=requested_at or self._asked_at)
         if keep:
@@ -167,6 +170,7 @@ class Controller(QObject):
             capture = {"screen": capturer.screen, "window": capturer.window,
                        "pointer": capturer.pointer_area}[what]()
         except CaptureError as exc:
+            log.warning("capture failed: %s", exc)  # the reason (Wayland, permission), never an image
             self.say(str(exc), action)
             return
         self._describe_capture(capture, action, lambda: self._grab_for_text(what))
@@ -195,6 +199,8 @@ class Controller(QObject):
         """Say ``where`` with the caption of ``request`` and the text on ``image`` after it. Reading
         starts once the caption is out (_on_described): on a machine with few cores, reading beside the
         captioner delayed the first word by a third (tests/benchmarks/ocr.py)."""
+        if getattr(self.worker, "load_error", None):
+            return  # no caption will come to queue the text behind
         self._screen_parts[request.id] = {
             "where": where, "text": None, "result": None,
             "read": TextRequest(image=image, label=request.label, purpose="describe",
@@ -297,6 +303,10 @@ class Controller(QObject):
             self.last = self.history[-1] if self.history else None
 
     def _submit(self, request: Request) -> None:
+        failed = getattr(self.worker, "load_error", None)
+        if failed:  # no model: say why at every request, never leave it waiting forever
+            self.say(f"{failed}. Reading text and the settings still work.", request.action, keep=False)
+            return
         request.detail = self.settings["describe.detail"]
         request_id = self.worker.submit(request)
         self._requests[request_id] = request
@@ -309,6 +319,10 @@ class Controller(QObject):
     @Slot(str)
     def _on_ready(self, model: str) -> None:
         self.status.emit("Ready")
+        # a damaged personal model that loading skipped, said once
+        for notice in getattr(getattr(self.worker, "describer", None), "notices", []):
+            log.warning("model: %s", notice)
+            self.say(notice[:1].upper() + notice[1:] + ".", None, keep=False, interrupt=False)
         if not self.worker.busy:  # a waiting request's answer says more than "ready"
             self.speaker.say("Ready.", action=None, interrupt=False)
 
@@ -432,6 +446,7 @@ class Controller(QObject):
                 return
             # Shown and kept with its line breaks (to copy); spoken paragraph by paragraph (to pause).
             result = Result(text=text.text, action="read-text", label=request.label, at=time.time())
+            logs.content("read (read-text)", text.text)  # written only with "Debug logging" on
             result.text_read = text
             self.last = result
             limit = int(self.settings["history.length"])
@@ -473,8 +488,10 @@ def _listen_to_speech(speaker: Any, emit: Callable[[str, str, Any], None]) -> No
 
 
 def _failure_sentence(description: Any, source: Any = None) -> str:
-    error = str(description.error or "unknown error")
+    from assistant.image_messages import sentence  # what kind of file, and what is wrong with it
+
+    error = str(description.error or "")
     # the engine names the file by its full path; the sentence names it once, by the name the user knows
     for prefix in (f"{source}: " if isinstance(source, str) else None, f"{description.image}: "):
         error = error.removeprefix(prefix) if prefix else error
-    return f"Could not describe {description.image}: {error}."
+    return sentence(description.image, getattr(description, "error_code", None), error, source)

@@ -19,11 +19,15 @@ log = logging.getLogger(__name__)
 def run(args: argparse.Namespace) -> int:
     import os
 
-    from assistant import ipc
+    from assistant import ipc, logs
 
-    level = os.environ.get("BLIP_ASSISTANT_LOG_LEVEL", "WARNING").upper()
-    logging.basicConfig(level=getattr(logging, level, logging.WARNING),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # The rotating log file in the data folder, and stderr; screen text only with "Debug logging" on
+    # (read once here, before Settings reports anything, so its own warnings reach the file too).
+    try:
+        logs.setup(_debug_log_setting(), os.environ.get("BLIP_ASSISTANT_LOG_LEVEL", "WARNING"))
+    except OSError as exc:  # a read-only or full data folder: the app still runs, logging to stderr
+        logging.basicConfig(level=logging.WARNING, format=logs.FORMAT)
+        log.warning("log file not usable: %s", exc)
 
     first_action = _initial_action(args)
     server: Any = ipc.TriggerServer(on_action=None)  # bound once the GUI is up: until then "starting"
@@ -48,6 +52,19 @@ def run(args: argparse.Namespace) -> int:
         server.close()
 
 
+def _debug_log_setting() -> bool:
+    """The "Debug logging" setting straight from the file (the Settings object comes later)."""
+    import json
+
+    from assistant import home, logs
+
+    try:
+        value = json.loads(home.settings_file().read_text(encoding="utf-8"))["settings"][logs.DEBUG_SETTING]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return value is True
+
+
 def _initial_action(args: argparse.Namespace) -> tuple[str, list[str]] | None:
     images = [str(Path(p).resolve()) for p in getattr(args, "open_images", None) or []]
     return ("open-image", images[:1]) if images else None
@@ -55,6 +72,9 @@ def _initial_action(args: argparse.Namespace) -> tuple[str, list[str]] | None:
 
 def _run_app(args: argparse.Namespace, server: Any, first_action: tuple[str, list[str]] | None,
              trigger_problem: str | None) -> int:
+    from assistant.app.source_cache import keep_no_sources
+
+    keep_no_sources()  # before the first PySide6 import: its import hook would hold every module's source
     from PySide6.QtCore import QObject, QTimer, Signal
     from PySide6.QtGui import QGuiApplication
     from PySide6.QtWidgets import QApplication, QFileDialog, QSystemTrayIcon
@@ -62,7 +82,7 @@ def _run_app(args: argparse.Namespace, server: Any, first_action: tuple[str, lis
     from assistant.app.controller import Controller
     from assistant.app.guide_window import GuideWindow
     from assistant.app.history_window import HistoryWindow
-    from assistant.app.images import pil_from_qimage
+    from assistant.app.images import image_from_mime
     from assistant.app.region_picker import RegionPicker
     from assistant.app.result_window import ResultWindow
     from assistant.app.settings_window import SettingsWindow
@@ -85,11 +105,12 @@ def _run_app(args: argparse.Namespace, server: Any, first_action: tuple[str, lis
     bridge = Bridge()
     settings = Settings()
     speaker = _make_speaker(settings, args, bridge)
-    worker = VisionWorker(args.model or settings["model.name"], threads=1)
+    worker = VisionWorker(args.model or settings["model.name"], threads=1,
+                          device="auto" if settings["model.use_gpu"] else "cpu")
 
     def clipboard_image() -> Any:
-        image = QGuiApplication.clipboard().image()
-        return None if image.isNull() else pil_from_qimage(image)
+        # the encoded bytes where there are some: a damaged image is then said to be so, specifically
+        return image_from_mime(QGuiApplication.clipboard().mimeData())
 
     def choose_file() -> str | None:
         from assistant.folder_images import image_extensions  # what the engine opens, one list
@@ -116,6 +137,15 @@ def _run_app(args: argparse.Namespace, server: Any, first_action: tuple[str, lis
     from assistant import autostart  # "Start at login": the platform's entry follows the setting
 
     autostart.follow(settings, lambda message: controller.say(message, None, keep=False))
+    from assistant.app.model_switch import follow_model  # a model chosen in Settings loads at once
+
+    follow_model(settings, worker, lambda message: controller.say(message, None, keep=False))
+    from assistant import logs
+    from assistant.app import announce
+
+    announce.set_enabled(settings[announce.SETTING])
+    settings.on_change(lambda name, value: name == logs.DEBUG_SETTING and logs.set_debug(bool(value)))
+    settings.on_change(lambda name, value: name == announce.SETTING and announce.set_enabled(bool(value)))
     bridge.speechError.connect(lambda message: controller.spoken.emit(_note(message)))
     bridge.speechError.connect(lambda message: log.warning("speech: %s", message))
     server.on_action = lambda action, action_args: bridge.action.emit(action, list(action_args))
@@ -148,6 +178,14 @@ def _run_app(args: argparse.Namespace, server: Any, first_action: tuple[str, lis
             about = AboutWindow(worker.model_name)
             open_window.about = about  # type: ignore[attr-defined]  # kept alive while it is shown
             about.show_now()
+        elif which == "delete-data":
+            from assistant.app import delete_data
+
+            def say_question(text: str) -> None:
+                speaker.say(text, action="delete-data", interrupt=True)
+
+            # kept alive while it is shown
+            open_window.confirm = delete_data.ask(controller, history_keeper, say_question)  # type: ignore[attr-defined]
         elif which == "guide":
             guide_window.show_now()
         elif which == "ask":

@@ -55,7 +55,9 @@ class PersonalActions(QObject):
                           model=self._controller.worker.model_name)
                 count = store.count()
         except (CorrectionError, OSError) as exc:
-            self._controller.say(f"The correction was not saved: {exc}.", "corrections")
+            log.warning("correction not saved: %s", exc)  # the reason only, never the caption
+            kept = " Your earlier corrections are all kept." if "could not save" in str(exc) else ""
+            self._controller.say(f"The correction was not saved: {exc}.{kept}", "corrections")
             return
         log.info("correction saved (%d in all)", count)  # never the caption: logs hold no screen text
         self._controller.say(f"Correction saved. {count} corrections so far; Personalize now teaches them "

@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
 )
 
+from assistant.app.announce import announce
 from assistant.app.question_field import QuestionField
 from assistant.app.tray import app_icon
 
@@ -135,6 +136,7 @@ class ResultWindow(QDialog):
         self.transcript.appendPlainText(line)
         # The caret on the newest entry's first line: a screen reader reads on from there.
         self.transcript.setTextCursor(QTextCursor(document.findBlockByNumber(first_block)))
+        announce(self.transcript, line)  # read by the screen reader too, while this window has the focus
 
     def start_correction(self) -> None:
         """Show the last caption in an edit field, focused, for the user to correct."""
@@ -198,18 +200,20 @@ class ResultWindow(QDialog):
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
         mime = event.mimeData()
-        if any(u.isLocalFile() for u in mime.urls()) or (mime.hasImage() and self._open_image is not None):
+        from assistant.app.images import has_image
+
+        if any(u.isLocalFile() for u in mime.urls()) or (has_image(mime) and self._open_image is not None):
             event.acceptProposedAction()
 
     def dropEvent(self, event: QDropEvent) -> None:
+        from assistant.app.images import image_from_mime
+
         mime = event.mimeData()
         files = [u.toLocalFile() for u in mime.urls() if u.isLocalFile()]
         if files and self._open_file is not None:
             self._open_file(files[0])  # one at a time; next-image goes on through its folder
-        elif mime.hasImage() and self._open_image is not None:
-            from assistant.app.images import pil_from_qimage
-
-            self._open_image(pil_from_qimage(mime.imageData()), "dropped image")
+        elif self._open_image is not None and (image := image_from_mime(mime)) is not None:
+            self._open_image(image, "dropped image")  # bytes or a PIL image, in memory only
         else:
             return
         event.acceptProposedAction()

@@ -8,6 +8,7 @@ does not fit is refused with its reason, spoken and shown); Escape cancels.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Qt
@@ -20,20 +21,34 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QLabel,
     QLineEdit,
+    QPushButton,
     QScrollArea,
     QSpinBox,
     QVBoxLayout,
     QWidget,
 )
 
+from assistant import model_store
+from assistant.app.announce import announce
 from assistant.app.hotkey_edit import HELP as HOTKEY_HELP
 from assistant.app.hotkey_edit import HotkeyEdit
 from assistant.app.live_settings import text_sized
+from assistant.app.models_dialog import ModelsDialog
 from assistant.app.tray import app_icon
 from assistant.hotkeys import ERROR, check, parse
 from assistant.settings import SPEC, Setting, Settings
 
 HOTKEY_PREFIX = "hotkey."
+MODEL_SETTING = "model.name"
+
+
+def _model_problem(value: str | None) -> str | None:
+    """Why a typed model folder cannot be used; a model's name or a hub id is checked when it loads."""
+    if not value or model_store.choice_for(value) is not None or value == model_store.BUILTIN:
+        return None
+    if value.startswith((".", "/", "~", "\\")) or Path(value).expanduser().exists() or ":" in value:
+        return model_store.folder_problem(value)
+    return None
 
 
 def _control(spec: Setting, value: Any, parent: QWidget) -> QWidget:
@@ -107,6 +122,8 @@ class SettingsWindow(QDialog):
             label.setBuddy(control)
             form.addRow(label, control)
             self.controls[spec.name] = control
+            if spec.name == MODEL_SETTING:  # choosing, downloading and checking models: its own dialog
+                form.addRow("", self._models_button(inner))
         scroll.setWidget(inner)
         outer.addWidget(scroll)
         self.error = QLabel("", self)
@@ -123,6 +140,32 @@ class SettingsWindow(QDialog):
     def _tell(self, message: str) -> None:
         self.error.setText(message)
         self._say(message)
+        announce(self.error, message)
+
+    def _models_button(self, parent: QWidget) -> QPushButton:
+        button = QPushButton("&Models...", parent)
+        button.setObjectName("models")
+        button.setAccessibleName("Models")
+        button.setAccessibleDescription("Choose the built-in model, download Salesforce BLIP base or large "
+                                        "(the size is said first), or use a model folder.")
+        button.setAutoDefault(False)
+        button.clicked.connect(self.open_models)
+        return button
+
+    def _back_to(self, field: QWidget) -> None:
+        self.activateWindow()
+        field.setFocus()  # the model field, with what the dialog chose, is read next
+
+    def open_models(self) -> ModelsDialog:
+        field = self.controls[MODEL_SETTING]
+        assert isinstance(field, QLineEdit)
+        dialog = ModelsDialog(field.text().strip() or "builtin", self._say, parent=self)
+        dialog.chosen.connect(field.setText)
+        dialog.finished.connect(lambda _result: self._back_to(field))
+        self.models_dialog = dialog
+        dialog.setWindowModality(Qt.WindowModality.WindowModal)
+        dialog.show()
+        return dialog
 
     def _hotkeys(self) -> dict[str, str]:
         return {name.removeprefix(HOTKEY_PREFIX): control.hotkey() for name, control in self.controls.items()
@@ -146,6 +189,10 @@ class SettingsWindow(QDialog):
         if errors:
             self._tell("The settings were not saved: " + " ".join(errors))
             return
+        problem = _model_problem(changes.get(MODEL_SETTING))
+        if problem:
+            self._tell(f"The settings were not saved: {problem}")
+            return
         try:
             self.settings.update(changes)
         except (ValueError, KeyError, OSError) as exc:
@@ -153,4 +200,6 @@ class SettingsWindow(QDialog):
             self.error.setText(message)
             self._say(message)
             return
+        self._say("Settings saved.")
+        announce(self, "Settings saved.")
         self.accept()

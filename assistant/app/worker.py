@@ -50,6 +50,7 @@ class VisionWorker(QObject):
         self._pending: Request | None = None
         self._running: Request | None = None
         self._closing = False
+        self.load_error: str | None = None  # set when loading failed: requests are then answered with it
         self._thread = threading.Thread(target=self._run, name="vision-worker", daemon=True)
 
     @property
@@ -99,8 +100,10 @@ class VisionWorker(QObject):
             self.describer.load()
         except Exception as exc:  # any load failure must become words, never a dead worker
             log.exception("model load failed")
-            self.loadFailed.emit(_load_message(self.model_name, exc))
+            self.load_error = _load_message(self.model_name, exc)
+            self.loadFailed.emit(self.load_error)
             return
+        release_memory()  # the load's temporaries (float16 weights converted to float32)
         self.ready.emit(self.model_name)
         while True:
             with self._cond:
@@ -129,8 +132,40 @@ class VisionWorker(QObject):
                 self.described.emit(request.id, result)
             else:
                 self.superseded.emit(request.id)
+            release_memory()
+
+
+def release_memory() -> None:
+    """Hand the allocator's freed pages back to the system, after the answer has gone out.
+
+    A description's images and activations are freed when it ends, but glibc keeps the pages for the next
+    allocation, and an app that then sits idle in the tray all day would hold them (measured: 90 MB more
+    after a described screen than before, 40-60 MB of it returned by this). Elsewhere a no-op.
+    """
+    global _trim
+    if _trim is None:
+        import ctypes
+        import ctypes.util
+        import sys
+
+        name = ctypes.util.find_library("c") if sys.platform.startswith("linux") else None
+        try:
+            _trim = ctypes.CDLL(name).malloc_trim if name else False
+        except (OSError, AttributeError):
+            _trim = False
+    if _trim:
+        _trim(0)
+
+
+_trim: Any = None
 
 
 def _load_message(model: str, exc: BaseException) -> str:
     text = str(exc) or type(exc).__name__
+    if type(exc).__name__ == "SafetensorError" or "deserializing" in text:
+        # safetensors' own words ("incomplete metadata, file not fully covered") mean nothing to a user
+        text = ("its weights file is damaged or incomplete (a copy or download that stopped early); copy "
+                f"or download it again ({text})")
+    elif isinstance(exc, MemoryError):
+        text = "there is not enough memory for it"
     return f"The model {model} could not be loaded: {text}"

@@ -109,6 +109,8 @@ class Capturer:
                 except mss.ScreenShotError as exc:
                     last = exc
                     time.sleep(0.05 * (attempt + 1))
+                except OSError as exc:  # permission denied, a display that went away: no use retrying
+                    raise explain(exc) from exc
             else:
                 assert last is not None
                 raise explain(last)

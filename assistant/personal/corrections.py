@@ -12,6 +12,7 @@ No torch and no Qt: the CLI and the corrections window import this cheaply.
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import os
 import sqlite3
@@ -68,6 +69,16 @@ class Correction:
         return time.strftime("%Y-%m-%d %H:%M", time.localtime(self.created))
 
 
+def storage_error(exc: BaseException) -> CorrectionError:
+    """A failed write of the corrections file, in words: a full disk is said to be one."""
+    text = str(exc).lower()
+    if getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG) or "full" in text:
+        return CorrectionError("could not save: the disk is full")
+    if isinstance(exc, PermissionError) or "readonly" in text or "read-only" in text:
+        return CorrectionError("could not save: the data folder cannot be written to")
+    return CorrectionError(f"could not save: the corrections file could not be written ({exc})")
+
+
 def database_path() -> Path:
     return home.home() / DB_NAME
 
@@ -105,12 +116,15 @@ class CorrectionStore:
 
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
         self.path = Path(path) if path is not None else database_path()
-        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, timeout=10.0, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute(_SCHEMA)
-        os.chmod(self.path, 0o600)
+        try:
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, timeout=10.0, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute(_SCHEMA)
+            os.chmod(self.path, 0o600)
+        except (sqlite3.Error, OSError) as exc:
+            raise storage_error(exc) from exc
 
     def close(self) -> None:
         self._db.close()
@@ -123,13 +137,17 @@ class CorrectionStore:
 
     def _write(self, sql: str, params: tuple[Any, ...] = ()) -> sqlite3.Cursor:
         # isolation_level=None: we open and commit the transaction ourselves, one per correction
-        self._db.execute("BEGIN IMMEDIATE")
         try:
-            cursor = self._db.execute(sql, params)
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                cursor = self._db.execute(sql, params)
+                self._db.execute("COMMIT")
+            except BaseException:
+                if self._db.in_transaction:  # SQLite may have rolled back by itself (a full disk)
+                    self._db.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:  # the earlier corrections are untouched: this one was never committed
+            raise storage_error(exc) from exc
         return cursor
 
     def add(self, image: Any, caption: str, *, model_caption: str = "", model: str = "",

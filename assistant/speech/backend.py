@@ -138,7 +138,11 @@ class TextOnlyBackend(SpeechBackend):
         utterance = as_utterance(what)
         if utterance.cancelled():
             return None
-        log.info("not spoken (no speech output): %s", utterance.text)
+        # The length only: the text may be screen content, which the log holds only in debug mode
+        log.info("not spoken (no speech output): %d characters", len(utterance.text))
+        from assistant import logs
+
+        logs.content("not spoken", utterance.text)
         return time.time()
 
     def stop(self) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from assistant import resources
+from assistant import model_store, resources
 from assistant.vision import defaults
 from assistant.vision.errors import ModelNotFoundError
 
@@ -19,7 +19,7 @@ BUILTIN_NAME = "builtin"
 BUILTIN_ENV = "BLIP_ASSISTANT_BUILTIN_DIR"
 
 # Only these files are ever downloaded: configs, tokenizer files and safetensors weights.
-HUB_ALLOW_PATTERNS = ["*.json", "*.txt", "*.safetensors", "*.model"]
+HUB_ALLOW_PATTERNS = list(model_store.ALLOW_PATTERNS)
 
 
 def builtin_dir() -> Path:
@@ -71,6 +71,9 @@ def resolve_checkpoint(name_or_path: str | os.PathLike[str]) -> Path:
                 "resources/models/builtin/recipe.yaml --install`."
             )
         return folder
+    downloaded = _downloaded(name)
+    if downloaded is not None:
+        return downloaded
     name = defaults.MODEL_ALIASES.get(name, name)
     path = Path(name).expanduser()
     if path.exists():
@@ -83,6 +86,14 @@ def resolve_checkpoint(name_or_path: str | os.PathLike[str]) -> Path:
             f"({', '.join(sorted(defaults.MODEL_ALIASES))}, {BUILTIN_NAME})"
         )
     return _from_hub(name)
+
+
+def _downloaded(name: str) -> Path | None:
+    """The folder the settings window downloaded ``name`` into (``BLIP_ASSISTANT_HOME/models/<name>``), if
+    it is complete: a download in progress or interrupted is never loaded."""
+    if model_store.choice_for(name) is None or Path(name).expanduser().exists():
+        return None
+    return model_store.installed(name)
 
 
 def _from_hub(repo_id: str) -> Path:

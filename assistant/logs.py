@@ -1,0 +1,89 @@
+"""The app's log file: ``logs/assistant.log`` in the data folder, rotated by size.
+
+The log holds timings, states and errors, never what was on the user's screen: captions, answers and
+text read aloud go only through :func:`content`, which writes nothing unless the user turned on
+"Debug logging" (``app.debug_log``) to report a problem. Size is bounded: at most ``MAX_BYTES`` a file
+and ``BACKUPS`` old files, so a month of use cannot fill a disk.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from logging.handlers import RotatingFileHandler
+from pathlib import Path
+
+from assistant import home
+
+LOG_FILE = "assistant.log"
+MAX_BYTES = 1_000_000
+BACKUPS = 3
+DEBUG_SETTING = "app.debug_log"
+FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+# Screen text and captions: a logger of its own, so one switch lets them through or holds them back.
+_content = logging.getLogger("assistant.content")
+_content.setLevel(logging.CRITICAL + 1)
+
+
+def log_file() -> Path:
+    return home.logs_dir() / LOG_FILE
+
+
+class _PrivateRotatingFileHandler(RotatingFileHandler):
+    """Every file it opens (the first and each rotation's) is readable by the user alone."""
+
+    def _open(self):  # type: ignore[no-untyped-def]
+        stream = super()._open()
+        os.chmod(self.baseFilename, 0o600)
+        return stream
+
+
+def setup(debug: bool = False, stderr_level: str | None = None, *, max_bytes: int = MAX_BYTES,
+          backups: int = BACKUPS) -> Path:
+    """Log to the rotating file (INFO and up) and to stderr (``stderr_level``, WARNING by default)."""
+    path = log_file()
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if isinstance(handler, RotatingFileHandler) or getattr(handler, "_assistant", False):
+            root.removeHandler(handler)
+            handler.close()
+    file_handler = _PrivateRotatingFileHandler(path, maxBytes=max_bytes, backupCount=backups,
+                                               encoding="utf-8", delay=False)
+    file_handler.setFormatter(logging.Formatter(FORMAT))
+    file_handler.setLevel(logging.INFO)
+    console = logging.StreamHandler()
+    console._assistant = True  # type: ignore[attr-defined]
+    console.setFormatter(logging.Formatter(FORMAT))
+    level = (stderr_level or "WARNING").upper()
+    console.setLevel(getattr(logging, level, logging.WARNING))
+    root.addHandler(file_handler)
+    root.addHandler(console)
+    root.setLevel(min(logging.INFO, console.level))
+    set_debug(debug)
+    return path
+
+
+def set_debug(on: bool) -> None:
+    """Let screen text and captions into the log (on), or keep them out (off, the default)."""
+    _content.setLevel(logging.INFO if on else logging.CRITICAL + 1)
+
+
+def content(what: str, text: str) -> None:
+    """Log screen content (a caption, an answer, text read): written only with debug logging on."""
+    _content.info("%s: %s", what, text)
+
+
+def remove_all() -> int:
+    """Close the log files and delete them (for "Delete all my data"); the number of files removed."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if isinstance(handler, RotatingFileHandler):
+            root.removeHandler(handler)
+            handler.close()
+    folder = home.home() / "logs"
+    removed = 0
+    for file in folder.glob(f"{LOG_FILE}*") if folder.is_dir() else []:
+        file.unlink(missing_ok=True)
+        removed += 1
+    return removed
