@@ -58,12 +58,12 @@ def parse_plan(path: str) -> dict[str, Any]:
 class Recorder:
     """Wraps a function to keep what it returned (the generated tokens, for the agreement checks)."""
 
-    def __init__(self, fn: Callable[..., Any]) -> None:
-        self.fn, self.outputs = fn, []
+    def __init__(self, fn: Callable[..., Any], pick: Callable[[Any], Any] = lambda out: out) -> None:
+        self.fn, self.pick, self.outputs = fn, pick, []
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         out = self.fn(*args, **kwargs)
-        self.outputs.append(out)
+        self.outputs.append(self.pick(out))
         return out
 
 
@@ -247,7 +247,9 @@ class BlipkitPath:
         else:
             self.blip = vision.load(str(folder), fast=path == "fast")
         # record the token sequences the tasks generate, for the agreement checks (costs nothing)
-        self.caption_generate = caption.generate = Recorder(caption.generate)
+        # (captions decode through generate_scored: its first value is the token sequences)
+        recorder = Recorder(caption.generate_scored, lambda out: out[0])
+        self.caption_generate = caption.generate_scored = recorder
         ask.generate = Recorder(ask.generate)
 
     def _settings(self, decoding: str, tokens: int) -> Any:
