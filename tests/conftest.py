@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +19,13 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("BLIP_ASSISTANT_FAST", "0")
 
 REPO = Path(__file__).resolve().parents[1]
+
+# hypothesis keeps a cache (.hypothesis/) in the working directory even with database=None; the repository's
+# top level stays the design card's, so it goes to a temporary folder
+with contextlib.suppress(ImportError):
+    from hypothesis.configuration import set_hypothesis_home_dir
+
+    set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "blip-assistant-hypothesis")
 DATA_DIR = Path(os.environ.get("BLIP_ASSISTANT_DATA_DIR", REPO.parent / "shared" / "data"))
 
 

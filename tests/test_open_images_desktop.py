@@ -6,16 +6,14 @@ hotkeys (xdotool), and a typed follow-up question in the result window, spoken i
 from __future__ import annotations
 
 import contextlib
-import signal
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
-from desktop import COMMAND, RunningApp, app_env, sox_seconds, wait_for
+from desktop import COMMAND, RunningApp, running_app, sox_seconds, wait_for
 from xserver import XServer
 
 pytestmark = pytest.mark.desktop
@@ -24,27 +22,9 @@ YES_NO = ("Yes.", "No.", "Probably yes.", "Probably not.", "I'm not sure, but I 
 
 
 
-@contextlib.contextmanager
-def started_with(server: XServer, tmp: Path, *args: str) -> Iterator[RunningApp]:
+def started_with(server: XServer, tmp: Path, *args: str) -> contextlib.AbstractContextManager[RunningApp]:
     """The app started by a command that hands it a file: it says the description rather than "Ready."."""
-    if not COMMAND.exists():
-        pytest.skip("no blip-assistant console script next to this Python")
-    env = app_env(server, tmp)
-    speech_log, wav_dir, output = tmp / "speech.jsonl", tmp / "wav", tmp / "app.log"
-    with open(output, "wb") as out:
-        proc = subprocess.Popen([str(COMMAND), *args, "--speech-log", str(speech_log), "--speech-to-wav",
-                                 str(wav_dir)], env=env, stdout=out, stderr=subprocess.STDOUT)
-    app = RunningApp(proc, Path(env["BLIP_ASSISTANT_HOME"]), speech_log, wav_dir, env, output)
-    try:
-        yield app
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
+    return running_app(server, tmp, *args, ready_timeout=None)
 
 
 def _command(app: RunningApp, *args: str) -> subprocess.CompletedProcess[str]:
