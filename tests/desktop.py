@@ -101,10 +101,13 @@ class RunningApp:
 
 
 def app_env(server: XServer, tmp: Path, first_run_done: bool = True, **extra: str) -> dict[str, str]:
+    import atexit
+    import shutil
     import tempfile
 
     # A short folder: a Unix socket's path is limited to about 100 bytes, and pytest's are long.
     runtime = Path(tempfile.mkdtemp(prefix="ba-", dir="/tmp"))
+    atexit.register(shutil.rmtree, runtime, True)  # not left in /tmp by every test run
     alsa = tmp / "asound.conf"
     alsa.write_text("pcm.!default { type null }\nctl.!default { type hw card 0 }\n")
     env = {**server.env, "BLIP_ASSISTANT_HOME": str(tmp / "home"), "XDG_RUNTIME_DIR": str(runtime),

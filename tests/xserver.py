@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -84,17 +85,27 @@ class XServer:
         return self.run("xdotool", *args)
 
     def start_wm(self) -> None:
-        proc = subprocess.Popen(["openbox", "--sm-disable"], env=self.env, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
-        self.procs.append(proc)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            out = subprocess.run(["xprop", "-root", "_NET_SUPPORTING_WM_CHECK"], env=self.env,
-                                 capture_output=True, text=True).stdout
-            if "window id" in out:
-                return
-            time.sleep(0.05)
-        raise RuntimeError("openbox did not start")
+        # Under load (CI, a training run beside the tests) openbox can take seconds to claim the screen, and
+        # once in a while it exits at start; it is started again once, and its last words are kept.
+        said = ""
+        for _attempt in range(2):
+            log = tempfile.TemporaryFile()  # noqa: SIM115 - not a pipe: nobody reads it while openbox runs
+            proc = subprocess.Popen(["openbox", "--sm-disable"], env=self.env, stdout=subprocess.DEVNULL,
+                                    stderr=log)
+            self.procs.append(proc)
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and proc.poll() is None:
+                out = subprocess.run(["xprop", "-root", "_NET_SUPPORTING_WM_CHECK"], env=self.env,
+                                     capture_output=True, text=True).stdout
+                if "window id" in out:
+                    return
+                time.sleep(0.05)
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(5)
+            log.seek(0)
+            said = log.read().decode(errors="replace").strip()[-500:]
+        raise RuntimeError(f"openbox did not start (twice); it said: {said or 'nothing'}")
 
     def show_image(self, path: Path, title: str, x: int = 100, y: int = 100,
                    cls: str = "Blipviewer") -> tuple[subprocess.Popen, int]:
