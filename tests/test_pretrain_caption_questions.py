@@ -56,6 +56,21 @@ def test_kinds_pick_questions_and_repeat_weighs_a_source(flickr_like: Path) -> N
     assert len(captions) == 2 * len(CAPTIONS)
 
 
+def test_max_per_answer_caps_the_commonest_answer_and_keeps_the_rare_ones(tmp_path: Path) -> None:
+    images = [{"filename": f"{n}-{i}.jpg", "split": "train",
+               "sentences": [{"raw": f"{word} dogs run on the grass ."}] * 3}
+              for n, word, copies in ((2, "two", 9), (3, "three", 2)) for i in range(copies)]
+    path = tmp_path / "captions.json"
+    path.write_text(json.dumps({"images": images}))
+    source = {"path": str(path), "split": "train", "caption_questions": True, "kinds": ["count"]}
+    every = _vqa_rows(DataSource(**source))
+    assert sorted(a for _, _, a in every) == ["2"] * 9 + ["3"] * 2
+    capped = _vqa_rows(DataSource(**source, max_per_answer=4))
+    assert sorted(a for _, _, a in capped) == ["2"] * 4 + ["3"] * 2
+    assert capped == [r for r in every if r in capped]  # a subset, in the source's order
+    assert capped == _vqa_rows(DataSource(**source, max_per_answer=4))  # seeded
+
+
 @pytest.mark.parametrize(
     ("source", "message"),
     [
@@ -64,6 +79,7 @@ def test_kinds_pick_questions_and_repeat_weighs_a_source(flickr_like: Path) -> N
         ({"path": "x.json", "kinds": ["colour"]}, "for caption_questions sources only"),
         ({"path": "x.json", "repeat": 0}, "repeat must be an integer >= 1"),
         ({"path": "x.json", "repeat": 1.5}, "repeat must be an integer >= 1"),
+        ({"path": "x.json", "max_per_answer": 0}, "max_per_answer must be an integer >= 1"),
     ],
 )
 def test_a_wrong_source_is_refused_on_reading(tmp_path: Path, source: dict, message: str) -> None:
@@ -82,7 +98,7 @@ def test_the_questions_recipe_continues_the_builtin_model_on_train_data_only() -
     assert config.train.amp == "off"
 
 
-@pytest.mark.parametrize("recipe", ["recipe.yaml", "recipe-questions.yaml"])
+@pytest.mark.parametrize("recipe", ["recipe.yaml", "recipe-questions.yaml", "recipe-questions-2.yaml"])
 def test_the_recipes_find_the_shared_data(recipe: str) -> None:
     if not (ROOT.parent / "shared" / "data" / "flickr8k").is_dir():
         pytest.skip("the shared data are not beside this checkout")

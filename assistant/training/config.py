@@ -21,6 +21,9 @@ class DataSource:
     easy_vqa: str | None = None
     limit: int | None = None
     max_images: int | None = None  # keep only the rows of the first N distinct images
+    # At most N rows with the same answer (a seeded sample): caption counts are "2" three times in four, and a
+    # model trained on them answers "2" to everything.
+    max_per_answer: int | None = None
     image_root: str | None = None
     caption_questions: bool = False
     kinds: list[str] | None = None  # caption_questions only: presence, colour, count, activity, place
@@ -36,6 +39,11 @@ class DataSource:
         if self.screens is not None and (isinstance(self.screens, bool) or not isinstance(self.screens, int)
                                          or self.screens < 1):
             raise ValueError(f"data source screens must be an integer >= 1, got {self.screens!r}")
+        if self.max_per_answer is not None and (isinstance(self.max_per_answer, bool)
+                                                or not isinstance(self.max_per_answer, int)
+                                                or self.max_per_answer < 1):
+            raise ValueError(
+                f"data source max_per_answer must be an integer >= 1, got {self.max_per_answer!r}")
         if isinstance(self.repeat, bool) or not isinstance(self.repeat, int) or self.repeat < 1:
             raise ValueError(f"data source repeat must be an integer >= 1, got {self.repeat!r}")
         if self.kinds is not None and not self.caption_questions:

@@ -60,9 +60,20 @@ def _vqa_rows(source: DataSource) -> list[tuple[str, str, str]]:
     if source.max_images:
         keep = set(sorted({p for p, _, _ in rows})[: source.max_images])
         rows = [r for r in rows if r[0] in keep]
+    if source.max_per_answer:
+        rows = _cap_answers(rows, source.max_per_answer)
     if source.limit:
         rows = random.Random(0).sample(rows, min(source.limit, len(rows)))
     return rows * source.repeat
+
+
+def _cap_answers(rows: list[tuple[str, str, str]], cap: int) -> list[tuple[str, str, str]]:
+    by_answer: dict[str, list[int]] = {}
+    for i, row in enumerate(rows):
+        by_answer.setdefault(row[2], []).append(i)
+    rng = random.Random(0)
+    keep = {i for group in by_answer.values() for i in rng.sample(group, min(cap, len(group)))}
+    return [r for i, r in enumerate(rows) if i in keep]  # the source's order, so the run's draws stay seeded
 
 
 def _screen_set(source: DataSource, folder: Path) -> Path:
