@@ -140,7 +140,11 @@ class Describer:
             # One vision pass gives the caption, its ITM score and the backbone classifier's labels, and
             # assistant.honesty turns them into a calibrated confidence and words that follow it: a
             # plain statement, "Probably ...", or "I can't tell what this is" rather than a made-up scene.
-            result = blip.describe_signals(self._features(image, picture), **DECODING_BY_DETAIL[detail])[0]
+            # A detailed description also lets an unsure caption compete with one decoded from the
+            # classifier's label ("a cup of coffee ..."): one more decoding, only where the user asked
+            # for more; a brief one keeps its speed and offers the label as "It might be ...".
+            result = blip.describe_signals(self._features(image, picture), ground=detail == "detailed",
+                                           **DECODING_BY_DETAIL[detail])[0]
         out = Description(image=label, seconds=time.perf_counter() - started)
         if not result.ok:
             out.error, out.error_code = result.error, result.error_code

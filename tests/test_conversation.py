@@ -235,3 +235,32 @@ def test_exif_rotation_is_applied_to_opened_photos(describer, tmp_path: Path) ->
     seen_sideways = blip.encode_images(pixels).embeds
     assert torch.allclose(from_file, seen_upright, atol=1e-4)
     assert not torch.allclose(from_file, seen_sideways, atol=1e-2)
+
+
+@pytest.mark.slow
+def test_a_detailed_description_of_an_unsure_photo_also_decodes_from_its_label(monkeypatch) -> None:
+    """Issue #22 point 1: the describer uses what its backbone recognizes. A brief description offers the
+    classifier's label as a guess; a detailed one also decodes a caption that starts from it, which
+    competes with the model's own."""
+    from PIL import Image
+
+    from assistant.describe import Describer
+    from assistant.vision.tasks import caption as caption_task
+
+    prompts: list[str | None] = []
+    real = caption_task.caption_embeds
+
+    def counting(ckpt, embeds, settings, prompt=None):
+        prompts.append(prompt)
+        return real(ckpt, embeds, settings, prompt=prompt)
+
+    monkeypatch.setattr(caption_task, "caption_embeds", counting)
+    d = Describer("builtin")
+    cat = Image.open(ROOT / "resources" / "images" / "chelsea.jpg").convert("RGB")
+    brief = d.describe(cat.copy())
+    assert brief.level == "unsure" and prompts == [None]
+    assert "cat" in brief.text  # the guess: "... It might be a cat."
+    prompts.clear()
+    detailed = d.describe(cat.copy(), detail="detailed")
+    assert prompts == [None, "a cat"], prompts
+    assert detailed.ok and detailed.text
