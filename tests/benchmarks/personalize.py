@@ -121,14 +121,14 @@ def _progress(text: str, _fraction: float | None) -> None:
     print(f"  {text}", file=sys.stderr, flush=True)
 
 
-def _train(pairs: list[tuple[str, str]], steps: int = 0) -> tuple[object, float]:
+def _train(pairs: list[tuple[str, str]], steps: int = 0, seed: int = 0) -> tuple[object, float]:
     from assistant.personal import trainer
     from assistant.personal.corrections import CorrectionStore
 
     with CorrectionStore() as store:
         _fill(store, pairs)
         started = time.monotonic()
-        recipe = trainer.Recipe(steps=steps) if steps else trainer.Recipe()
+        recipe = trainer.Recipe(steps=steps, seed=seed)
         outcome = trainer.personalize("builtin", store=store, recipe=recipe, progress=_progress)
     return outcome, time.monotonic() - started
 
@@ -147,14 +147,14 @@ def run_names(args: argparse.Namespace) -> dict:
 
     pairs = name_corrections()
     load_before = os.getloadavg()
-    outcome, seconds = _train(pairs, args.steps)
+    outcome, seconds = _train(pairs, args.steps, args.seed)
     load_after = os.getloadavg()
     dogs, others = _test_sets(args.dogs, args.others)
     base = vision.load("builtin", "caption", fast=False)
     base_dog = _captions(base, [_path(i) for i in dogs])
     base_other = _captions(base, [_path(i) for i in others])
     personal, applied = _versions_blip()
-    result: dict = {"outcome": outcome.to_dict(), "seconds_to_accepted": round(seconds, 1),
+    result: dict = {"seed": args.seed, "outcome": outcome.to_dict(), "seconds_to_accepted": round(seconds, 1),
                     "load_before": load_before, "load_after": load_after, "cpus": os.cpu_count(),
                     "applied_version": getattr(applied, "number", None)}
     pers_dog = _captions(personal, [_path(i) for i in dogs])
@@ -181,7 +181,7 @@ def run_world(args: argparse.Namespace) -> dict:
     train_ids = sorted(train)[: args.corrections]
     test_ids = sorted(test)[: args.test]
     pairs = [(_daquar_path(i), train[i]) for i in train_ids]
-    outcome, seconds = _train(pairs, args.steps)
+    outcome, seconds = _train(pairs, args.steps, args.seed)
     base = vision.load("builtin", "caption", fast=False)
     paths = [_daquar_path(i) for i in test_ids]
     refs = [[test[i]] for i in test_ids]
@@ -202,6 +202,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("which", choices=("names", "world"))
     parser.add_argument("--out", type=Path)
     parser.add_argument("--steps", type=int, default=0, help="training steps (0: the recipe's own choice)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="the recipe's seed: which corrections are kept aside, and the training's draws")
     parser.add_argument("--dogs", type=int, default=60)
     parser.add_argument("--others", type=int, default=100)
     parser.add_argument("--corrections", type=int, default=100)
