@@ -9,9 +9,7 @@ real X server in tests/test_bad_images_desktop.py.
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,21 +17,9 @@ import pytest
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 from assistant.image_messages import KINDS, explain, sentence
+from reliability_scripts import load as load_script
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _load_script():  # type: ignore[no-untyped-def]
-    path = ROOT / "tests" / "reliability" / "app_images.py"
-    spec = importlib.util.spec_from_file_location("reliability_app_images", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-app_images = _load_script()
+app_images = load_script("app_images")
 
 
 # --- the sentences --------------------------------------------------------------------------------

@@ -11,7 +11,6 @@ The fast test sends 10 files; the slow one 40, of every kind, and prints the fig
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from desktop import COMMAND, RunningApp, running_app
+from reliability_scripts import load as load_script
 from xserver import XServer, require, xvfb
 
 pytestmark = pytest.mark.desktop
@@ -29,19 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 LIMIT_S = 10.0
 
 
-def _script():  # type: ignore[no-untyped-def]
-    name = "reliability_app_images"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, ROOT / "tests" / "reliability" / "app_images.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-app_images = _script()
+app_images = load_script("app_images")
 
 FAST_SPECIAL = ("zero bytes", "damaged PNG named .jpg", "folder", "missing file",
                 "bomb: png 50000x50000 1-bit (inflates to 312 MB)", "png 16-bit gray")

@@ -6,29 +6,15 @@ here hypothesis draws the mutations, derandomized so every run tries the same ~3
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from assistant.vision.errors import ImageError
 from assistant.vision.io import load_image
+from reliability_scripts import load as load_script
 
-ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "tests" / "reliability" / "fuzz_images.py"
-
-
-def _load_script():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location("fuzz_images", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-fuzz = _load_script()
+fuzz = load_script("fuzz_images")
 SEEDS: dict[str, bytes] = fuzz.seed_images()
 NAMES = sorted(SEEDS)
 OTHERS = [SEEDS[name] for name in NAMES]

@@ -6,10 +6,8 @@ figures recorded in tests/reliability/README.md).
 
 from __future__ import annotations
 
-import importlib.util
 import inspect
 import io
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,21 +16,9 @@ from PIL import Image
 from assistant.vision import defaults
 from assistant.vision.errors import ImageTooLargeError
 from assistant.vision.io import load_image
+from reliability_scripts import load as load_script
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _load_script():  # type: ignore[no-untyped-def]
-    path = ROOT / "tests" / "reliability" / "bombs.py"
-    spec = importlib.util.spec_from_file_location("reliability_bombs", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up while being built
-    spec.loader.exec_module(module)
-    return module
-
-
-bombs = _load_script()
+bombs = load_script("bombs")
 CASES = bombs.cases()
 
 

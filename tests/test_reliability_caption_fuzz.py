@@ -9,10 +9,8 @@ valid images of odd shapes and modes that the mutations rarely produce.
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,21 +18,10 @@ from PIL import Image
 
 from assistant.vision import errors
 from assistant.vision.results import CaptionResult
+from reliability_scripts import load as load_script
 
-ROOT = Path(__file__).resolve().parents[1]
 N_MUTATED = 240
-
-
-def _load_fuzz_script():  # type: ignore[no-untyped-def]
-    script = ROOT / "tests" / "reliability" / "fuzz_images.py"
-    spec = importlib.util.spec_from_file_location("fuzz_images", script)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-fuzz = _load_fuzz_script()
+fuzz = load_script("fuzz_images")
 
 
 def _png(image: Image.Image, fmt: str = "PNG") -> bytes:

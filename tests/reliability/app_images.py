@@ -30,7 +30,6 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import argparse
 import functools
-import importlib.util
 import random
 import re
 import sys
@@ -46,22 +45,14 @@ import numpy as np
 from PIL import Image
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))  # run on its own: tests/ holds the loader of its sibling scripts
+
+from reliability_scripts import load as _script  # noqa: E402
+
 TIME_LIMIT_S = 10.0
 # what no spoken sentence may contain: Python's names for errors, a traceback, a bare "error"
 GENERIC = re.compile(r"Traceback|\w+(?:Error|Exception)\b|\bunknown error\b"
                      r"|^Could not describe [^:]*: error\.?$")
-
-
-def _script(name: str):  # type: ignore[no-untyped-def]
-    module_name = f"reliability_{name}"
-    if module_name in sys.modules:
-        return sys.modules[module_name]
-    spec = importlib.util.spec_from_file_location(module_name, HERE / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module  # dataclasses look their module up while being built
-    spec.loader.exec_module(module)
-    return module
 
 
 @dataclass
