@@ -89,6 +89,13 @@ def open_settings(qtbot, tmp_path: Path, said: list[str]):
     return window, dialog
 
 
+def ask_the_size(qtbot, dialog) -> None:
+    """Tab to Download and press it: the dialog sizes the chosen model and waits for Start download."""
+    tab_to(qtbot, dialog.download_button)
+    press(qtbot, Qt.Key.Key_Space)
+    qtbot.waitUntil(lambda: "Press Start download" in dialog.status.text(), timeout=5000)
+
+
 def test_download_by_keyboard_says_the_size_first_then_progress_then_use(
         qtbot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, announced) -> None:
     said: list[str] = []
@@ -99,9 +106,7 @@ def test_download_by_keyboard_says_the_size_first_then_progress_then_use(
         press(qtbot, Qt.Key.Key_Down)
         assert dialog.list.currentItem().text() == "Salesforce BLIP base: not downloaded, about 990 megabytes"
         assert "990 megabytes" in dialog.list.accessibleDescription()
-        tab_to(qtbot, dialog.download_button)
-        press(qtbot, Qt.Key.Key_Space)
-        qtbot.waitUntil(lambda: "Press Start download" in dialog.status.text(), timeout=5000)
+        ask_the_size(qtbot, dialog)
         size = len(CONFIG) + len(WEIGHTS) + 6 + 2
         assert f"{size:,} bytes in 4 files" in said[-1] and "3.1 megabytes" in said[-1]
         assert not any("/resolve/" in s.path for s in hub.log)  # the size came first; nothing fetched
@@ -137,9 +142,7 @@ def test_cancel_by_keyboard_keeps_no_model_and_resumes_later(qtbot, tmp_path: Pa
         monkeypatch.setenv("HF_ENDPOINT", hub.url)
         _window, dialog = open_settings(qtbot, tmp_path, said)
         press(qtbot, Qt.Key.Key_Down)
-        tab_to(qtbot, dialog.download_button)
-        press(qtbot, Qt.Key.Key_Space)
-        qtbot.waitUntil(lambda: "Press Start download" in dialog.status.text(), timeout=5000)
+        ask_the_size(qtbot, dialog)
         press(qtbot, Qt.Key.Key_Space)
         qtbot.waitUntil(lambda: model_store.partial_bytes("base") > 200_000, timeout=10_000)
         assert QApplication.focusWidget() is dialog.cancel_button  # the focus moved to Cancel download
@@ -150,9 +153,7 @@ def test_cancel_by_keyboard_keeps_no_model_and_resumes_later(qtbot, tmp_path: Pa
         assert kept > 0 and "partly downloaded" in dialog.list.currentItem().text()
         # Download again: it continues with a Range request from what was kept.
         hub.slow_s = 0.0
-        tab_to(qtbot, dialog.download_button)
-        press(qtbot, Qt.Key.Key_Space)
-        qtbot.waitUntil(lambda: "Press Start download" in dialog.status.text(), timeout=5000)
+        ask_the_size(qtbot, dialog)
         assert "are kept" in dialog.status.text()
         press(qtbot, Qt.Key.Key_Space)
         qtbot.waitUntil(lambda: "downloaded and verified" in dialog.status.text(), timeout=20_000)
@@ -166,9 +167,7 @@ def test_escape_during_a_download_cancels_it(qtbot, tmp_path: Path, monkeypatch:
         monkeypatch.setenv("HF_ENDPOINT", hub.url)
         window, dialog = open_settings(qtbot, tmp_path, said)
         press(qtbot, Qt.Key.Key_Down)
-        tab_to(qtbot, dialog.download_button)
-        press(qtbot, Qt.Key.Key_Space)
-        qtbot.waitUntil(lambda: "Press Start download" in dialog.status.text(), timeout=5000)
+        ask_the_size(qtbot, dialog)
         press(qtbot, Qt.Key.Key_Space)
         qtbot.waitUntil(lambda: model_store.partial_bytes("base") > 0, timeout=10_000)
         press(qtbot, Qt.Key.Key_Escape)
