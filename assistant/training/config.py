@@ -36,16 +36,13 @@ class DataSource:
     screens: int | None = None
 
     def __post_init__(self) -> None:
-        if self.screens is not None and (isinstance(self.screens, bool) or not isinstance(self.screens, int)
-                                         or self.screens < 1):
-            raise ValueError(f"data source screens must be an integer >= 1, got {self.screens!r}")
-        if self.max_per_answer is not None and (isinstance(self.max_per_answer, bool)
-                                                or not isinstance(self.max_per_answer, int)
-                                                or self.max_per_answer < 1):
-            raise ValueError(
-                f"data source max_per_answer must be an integer >= 1, got {self.max_per_answer!r}")
-        if isinstance(self.repeat, bool) or not isinstance(self.repeat, int) or self.repeat < 1:
-            raise ValueError(f"data source repeat must be an integer >= 1, got {self.repeat!r}")
+        counts = {"screens": self.screens, "max_per_answer": self.max_per_answer, "repeat": self.repeat}
+        for name, value in counts.items():
+            optional = name != "repeat"  # repeat has a default of 1; the others may be left out
+            if value is None and optional:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"data source {name} must be an integer >= 1, got {value!r}")
         if self.kinds is not None and not self.caption_questions:
             raise ValueError("data source kinds is for caption_questions sources only")
         if self.caption_questions:
