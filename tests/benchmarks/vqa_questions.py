@@ -45,9 +45,16 @@ def questions(split: str = "test", images: int | None = None, seed: int = 0) -> 
 
 
 def band(text: str) -> str:
+    """How sure the spoken answer sounds: "I'm not sure, but ...", "Probably ..." / "The car is probably
+    red." or plain."""
     if text.startswith("I'm not sure"):
         return "unsure"
-    return "probably" if text.startswith("Probably") else "sure"
+    return "probably" if text.startswith("Probably") or " probably " in text else "sure"
+
+
+def bands(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {b: {"n": len(group), "accuracy": sum(r["right"] for r in group) / len(group) if group else None}
+            for b in ("sure", "probably", "unsure") for group in [[r for r in rows if band(r["text"]) == b]]}
 
 
 def correct(kind: str, gold: str, answer: Any) -> bool:
@@ -104,10 +111,9 @@ def summary(result: dict[str, Any]) -> dict[str, Any]:
                               "most_common_answer": common[0], "most_common_share": common[1] / len(mine),
                               "target": TARGETS.get(kind),
                               "answers": Counter(r["answer"] for r in mine).most_common(5)}
-    yes_no = [r for r in rows if r["kind"] == "presence" and r["text"]]
-    out["presence_bands"] = {
-        b: {"n": len(group), "accuracy": sum(r["right"] for r in group) / len(group) if group else None}
-        for b in ("sure", "probably", "unsure") for group in [[r for r in yes_no if band(r["text"]) == b]]}
+    out["presence_bands"] = bands([r for r in rows if r["kind"] == "presence" and r["text"]])
+    # colours, counts, activities and places: the bands of conversation.OPEN_SURE / OPEN_UNSURE
+    out["worded_bands"] = bands([r for r in rows if r["kind"] != "presence" and r["text"]])
     return out
 
 
@@ -122,9 +128,10 @@ def table(s: dict[str, Any]) -> str:
                      f"{k['most_common_share']:.1%} "
                      f"(\"{k['most_common_answer']}\") | {target} |")
     lines.append("")
-    lines.append("yes/no by spoken confidence: " + ", ".join(
-        f"{b} {v['n']} right {v['accuracy']:.0%}" if v["n"] else f"{b} 0"
-        for b, v in s["presence_bands"].items()))
+    for title, key in (("yes/no", "presence_bands"), ("worded answers", "worded_bands")):
+        lines.append(f"{title} by spoken confidence: " + ", ".join(
+            f"{b} {v['n']} right {v['accuracy']:.0%}" if v["n"] else f"{b} 0"
+            for b, v in s.get(key, {}).items()))
     return "\n".join(lines)
 
 
