@@ -337,3 +337,13 @@ def test_a_salesforce_caption_checkpoint_takes_a_personal_model_too(home: Path,
     describer = Describer(model)
     describer.load()
     assert describer.personal_version is not None and describer.personal_version.number == 1
+
+
+def test_corrections_are_learned_as_the_models_own_captions_read() -> None:
+    from assistant.personal.trainer import as_caption
+
+    # typed without the full stop every training caption ends with: learned as is, the model ran on past
+    # its usual end on other photos ("a woman sitting on a car vehicle")
+    assert as_caption("Biscuit  lying on the blue sofa") == "Biscuit lying on the blue sofa."
+    assert as_caption("is that Biscuit?") == "is that Biscuit?"
+    assert as_caption("a dog.") == "a dog."

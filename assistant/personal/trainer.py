@@ -123,6 +123,14 @@ def replay_images() -> list[Any]:
     return out
 
 
+def as_caption(text: str) -> str:
+    """A correction as the model's own captions read: users rarely type the full stop that every training
+    caption ends with, and learned without it the model ran on past its usual end on other photos ("a
+    woman sitting on a car vehicle", "walking down a street bench")."""
+    text = " ".join(text.split())
+    return text if text[-1:] in ".!?" else text + "."
+
+
 def split(ids: list[int], share: float, seed: int) -> tuple[list[int], list[int]]:
     """(train, held out): a fixed shuffle, so a resumed run and the final check see the same split."""
     order = sorted(ids)
@@ -339,7 +347,7 @@ def personalize(
         ckpt = blip.checkpoint
         weights = versions.weights_id(ckpt.path)
         train_ids, held_ids = split([c.id for c in items], recipe.holdout, recipe.seed)
-        captions = {c.id: c.caption for c in items}
+        captions = {c.id: as_caption(c.caption) for c in items}
         _say(progress, f"Reading {len(items)} corrections and general photos.", 0.02)
         images = {c.id: store.image(c.id) for c in items}
     finally:
