@@ -58,7 +58,7 @@ def test_a_screen_reader_hears_announcements_from_the_focused_window(tmp_path: P
         with running_app(server, tmp_path, "--model", str(tiny_models["builtin"]), env=env) as app:
             # The result window, brought forward with the focus in its question field (the Ask action).
             assert app.trigger("ask").returncode == 0
-            wait_for(lambda: "Results" in server.xdotool("getactivewindow", "getwindowname"), 20,
+            wait_for(lambda: "Results" in server.active_window_name(), 20,
                      "the result window to have the focus")
             before = len(app.utterances())
             server.xdotool("type", "--delay", "20", "what is this?")
@@ -69,7 +69,7 @@ def test_a_screen_reader_hears_announcements_from_the_focused_window(tmp_path: P
 
             # Settings: OK by keyboard; "Settings saved." is spoken and announced.
             assert app.trigger("settings").returncode == 0
-            wait_for(lambda: "Settings" in server.xdotool("getactivewindow", "getwindowname"), 20,
+            wait_for(lambda: "Settings" in server.active_window_name(), 20,
                      "the settings window to have the focus")
             time.sleep(0.3)
             before = len(app.utterances())

@@ -37,7 +37,7 @@ def test_a_model_is_downloaded_and_used_by_keyboard(tmp_path: Path, tiny_models)
             assert not attempts.exists(), attempts.read_text()  # nothing before the user asks
 
             def active() -> str:
-                return server.xdotool("getactivewindow", "getwindowname")
+                return server.active_window_name()
 
             def said(text: str, timeout: float = 30) -> dict:
                 try:

@@ -84,6 +84,14 @@ class XServer:
     def xdotool(self, *args: str) -> str:
         return self.run("xdotool", *args)
 
+    def active_window_name(self) -> str:
+        """The focused window's title; "" while no window has the focus (between one window closing and
+        the next taking it, xdotool exits 1), so that a wait for a window goes on waiting."""
+        try:
+            return self.xdotool("getactivewindow", "getwindowname")
+        except subprocess.CalledProcessError:
+            return ""
+
     def start_wm(self) -> None:
         # Under load (CI, a training run beside the tests) openbox can take seconds to claim the screen, and
         # once in a while it exits at start; it is started again once, and its last words are kept.
