@@ -233,25 +233,26 @@ def _singular(noun_phrase: str) -> str:
     return " ".join([*words[:-1], last])
 
 
-def hedge(word: str, confidence: float | None, *, negative: str | None = None) -> str:
-    """``word`` ("yes", "a dog") with the confidence in words: sure, "Probably ...", "I'm not sure, ..."."""
-    if confidence is None or confidence >= SURE:
-        return _sentence(word)
-    if confidence >= UNSURE:
-        return _sentence("probably " + (negative or word))
-    return f"I'm not sure, but I think {word}."
-
-
 def _band(confidence: float | None, sure: float, unsure: float) -> str:
     if confidence is None or confidence >= sure:
         return "sure"
     return "probably" if confidence >= unsure else "unsure"
 
 
+def hedge(word: str, confidence: float | None, *, negative: str | None = None) -> str:
+    """``word`` ("yes", "a dog") with the confidence in words: sure, "Probably ...", "I'm not sure, ..."."""
+    band = _band(confidence, SURE, UNSURE)
+    if band == "sure":
+        return _sentence(word)
+    if band == "probably":
+        return _sentence("probably " + (negative or word))
+    return f"I'm not sure, but I think {word}."
+
+
 def _unsure(sentence: str) -> str:
     """"The car is red." -> "I'm not sure, but I think the car is red." (a name keeps its capital)."""
     first, _, rest = sentence.partition(" ")
-    if first in ("The", "There", "A", "An", "It", "They", "He", "She", "Probably"):
+    if first in ("The", "There", "A", "An", "It", "They", "He", "She"):
         sentence = f"{first.lower()} {rest}" if rest else first.lower()
     return f"I'm not sure, but I think {sentence}"
 
@@ -278,25 +279,25 @@ def _worded(question: Question, answer: str, adverb: str) -> str:
     """The answer as a sentence about the question's subject, ``adverb`` ("probably ") after its verb."""
     low = answer.lower()
     who = question.subject
+    subject_is = f"{_who(who)} {_be(who, question.plural)} {adverb}"  # "The car is probably "
     if question.kind == "colour":
-        return _sentence(f"{_who(who)} {_be(who, question.plural)} {adverb}{low}")
+        return _sentence(subject_is + low)
     if question.kind == "count":
         n = _number(low)
         if n is None:
             return _sentence(adverb + answer)
-        things = question.subject
         if n == 0:
-            return f"There are {adverb}no {things}."
+            return f"There are {adverb}no {who}."
         if n == 1:
-            return f"There is {adverb}one {_singular(things)}."
+            return f"There is {adverb}one {_singular(who)}."
         count = NUMBER_WORDS[n] if n < len(NUMBER_WORDS) else str(n)
-        return f"There are {adverb}{count} {things}."
+        return f"There are {adverb}{count} {who}."
     if question.kind == "doing" and low.split()[0].endswith("ing"):
-        return _sentence(f"{_who(who)} {_be(who, question.plural)} {adverb}{low}")
+        return _sentence(subject_is + low)
     if question.kind == "wearing" and low not in ("nothing", "no"):
-        return _sentence(f"{_who(who)} {_be(who, question.plural)} {adverb}wearing {low}")
+        return _sentence(f"{subject_is}wearing {low}")
     if question.kind == "where" and low.split()[0] in PREPOSITIONS:
-        return _sentence(f"{_who(who)} {_be(who, question.plural)} {adverb}{low}")
+        return _sentence(subject_is + low)
     return _sentence(adverb + answer)
 
 
