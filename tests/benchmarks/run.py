@@ -36,7 +36,7 @@ ABLATION = {
         "fast:image=bf16,text=bf16,head=keep",  # + bf16 text layers ("fast" adds the int8 re-scored head)
         "fast:head=bf16",  # a bf16 re-scored head instead of int8
         "fast:text=int8",  # int8 text layers
-        "fast:image=int8,text=fp32",  # the plan for CPUs without bf16 units
+        "fast:image=int8,text=fp32",  # CPUs without bf16 units, float32 decoding (their plan decodes in int8)
         "fast:cross=shared",  # image keys/values computed once per image instead of absorbed
         "fast:cross=cached",  # transformers' per-beam cache of image keys/values
         "fast:sdpa=0",  # BLIP's eager attention

@@ -78,7 +78,7 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def measure(model: str, presses: int, work: Path, busy: bool, args_idle_s: float = 4.0) -> dict[str, Any]:
+def measure(model: str, presses: int, work: Path, busy: bool, idle_s: float = 4.0) -> dict[str, Any]:
     from PIL import Image
 
     from desktop import app_env, running_app, wait_for
@@ -115,7 +115,7 @@ def measure(model: str, presses: int, work: Path, busy: bool, args_idle_s: float
                                      "model": model_s, "speech_start": total - delivery - capture - model_s})
                     # A press comes when the app is idle again: the text reading that follows each
                     # description (OCR, seconds of CPU) must not slow the next one's model down.
-                    time.sleep(args_idle_s)
+                    time.sleep(idle_s)
         finally:
             if burner is not None:
                 burner.kill()
@@ -129,6 +129,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--models", default="builtin", help="builtin and/or base, large (random weights)")
     p.add_argument("--presses", type=int, default=20)
     p.add_argument("--busy", action="store_true", help="measure beside one process that keeps a core busy")
+    p.add_argument("--idle", type=float, default=4.0,
+                   help="seconds between a description's speech start and the next press (the text reading "
+                        "that follows a description must be over by then)")
     p.add_argument("--json", type=Path, help="also write the figures here")
     args = p.parse_args(argv)
     results = {}
@@ -138,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
             model = model_folder(name, Path(tempfile.gettempdir()) / "blip-assistant-bench")
             run_dir = work / name
             run_dir.mkdir()
-            app = measure(model, args.presses, run_dir, args.busy)
+            app = measure(model, args.presses, run_dir, args.busy, args.idle)
             # the screen as the app captured it (a photo in a window on a desktop): its caption is longer
             # than the photo file's, and decoding time follows the caption's length
             alone = statistics.median(model_alone(model, run_dir / "screen.png", 5))

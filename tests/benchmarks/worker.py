@@ -138,6 +138,7 @@ class PlainBuiltinPath(TransformersPath):
     transformers calls (the same calls BLIP's classes make), float32, no the engine runtime."""
 
     def __init__(self, kind: str, folder: Path) -> None:
+        import torch
         from transformers import BertTokenizerFast
         from transformers.models.blip import BlipImageProcessorPil
 
@@ -145,7 +146,8 @@ class PlainBuiltinPath(TransformersPath):
 
         self.tokenizer = BertTokenizerFast.from_pretrained(folder)
         self.image_processor = BlipImageProcessorPil.from_pretrained(folder)
-        self.model = BuiltinBlipModel.from_pretrained(folder).eval()
+        # float32, as the model card's code runs it: the shipped weights are stored in float16
+        self.model = BuiltinBlipModel.from_pretrained(folder, dtype=torch.float32).eval()
         self.text = self.model.config.text_config
 
     def _embeds(self, paths: list[str]) -> Any:

@@ -26,11 +26,12 @@ with the :func:`default_plan` for this machine. The levers, each measured by ``b
   image at a time (``defaults.FAST_VISION_BATCH``). Together these took BLIP-base VQA, the largest model
   (two 12-layer BERTs), from 1,474 MB to under 1.2 GB peak.
 
-int8 dynamic quantization of the decoder's layers was measured and rejected (greedy tokens agree less
-often). ``assistant.vision.load``'s default runs this path on CPUs with bfloat16 units, where the benchmark's
-quality guard holds (:func:`assistant.vision.runtime.checkpoint.use_fast`). Outputs match the default path to
-within bfloat16 rounding; the benchmark reports how often greedy captions agree with float32 token for
-token.
+The decoder's layers are int8 (dynamic quantization) only on CPUs without bfloat16 units, where float32
+decoding is memory-bound; with bfloat16 units they stay bfloat16, whose greedy tokens agree with float32's
+more often. ``assistant.vision.load``'s default runs this path where it was measured to pay at the same
+caption quality (:func:`assistant.vision.runtime.checkpoint.use_fast`): on CPUs with bfloat16 units, and
+for BLIP base and large on CPUs without them. The benchmark reports how often greedy captions agree with
+float32 token for token.
 """
 
 from __future__ import annotations
@@ -69,6 +70,7 @@ from assistant.vision.runtime.fast.plan import (
     SHARED,
     FastPlan,
     default_plan,
+    fast_by_default,
     has_fast_bf16,
     usable,
 )
@@ -76,7 +78,7 @@ from assistant.vision.runtime.fast.plan import (
 __all__ = [
     "ABSORBED", "BF16", "CACHED", "CROSS_MODES", "FORMATS", "FP32", "INT8", "KEEP", "MMAP_THRESHOLD_ENV",
     "SHARED", "FastBlipAttention", "FastBlipTextSelfAttention", "FastPlan", "Int8Linear", "PackedLinear",
-    "RescoredLinear", "WideEmbedding", "apply_fast", "default_plan", "flop_formulas",
+    "RescoredLinear", "WideEmbedding", "apply_fast", "default_plan", "fast_by_default", "flop_formulas",
     "fold_batchnorm", "has_fast_bf16", "linear_formats", "load_fast", "make_linear", "read_safetensors",
     "safetensors_files", "stored_dtypes", "swap_attention", "usable",
 ]
