@@ -53,11 +53,15 @@ class TextCapturer:
     def __init__(self, image: Image.Image) -> None:
         self.image = image
         self.sizes: list[Any] = []
+        self.grabs = 0
+        self.screen_scale = 1  # >1: the screen is that much larger than the image a grab gives back
 
     def _capture(self, kind: str, title: str | None = None, app: str | None = None) -> Any:
         from assistant.capture import Capture, Rect
 
-        return Capture(image=self.image, rect=Rect(0, 0, *self.image.size), kind=kind, window_title=title,
+        self.grabs += 1
+        width, height = (side * self.screen_scale for side in self.image.size)
+        return Capture(image=self.image, rect=Rect(0, 0, width, height), kind=kind, window_title=title,
                        app_name=app)
 
     def screen(self) -> Any:
@@ -136,6 +140,18 @@ def test_describe_says_where_and_caption_first_then_the_text(qtbot, controller) 
     assert cut and not queued  # the text is queued after the caption, never cutting it off
     assert second == "Text: 'Weather in Berlin; Today 12 degrees and light rain, tomorrow sunny; Close'."
     assert controller.last.text == f"{first} {second}"  # Repeat says both
+
+
+@pytest.mark.parametrize("scale", [1, 2], ids=["full size", "downscaled"])
+def test_a_second_grab_for_the_text_only_when_the_caption_s_capture_was_downscaled(qtbot, controller,
+                                                                                 scale: int) -> None:
+    """A full-size capture already holds the text's pixels: grabbing again would run beside the model."""
+    capturer = controller._capturer_factory()
+    capturer.screen_scale = scale
+    controller.run_action("describe-screen", [])
+    qtbot.waitUntil(lambda: len(_said(controller, "describe-screen")) >= 2, timeout=60_000)
+    assert capturer.grabs == (1 if scale == 1 else 2)
+    assert _said(controller, "describe-screen")[1][0].startswith("Text: 'Weather in Berlin")
 
 
 def test_an_opened_image_is_described_with_its_text(qtbot, controller, tmp_path: Path) -> None:

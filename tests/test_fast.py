@@ -97,8 +97,7 @@ def test_without_bfloat16_units_the_decoder_goes_int8(monkeypatch: pytest.Monkey
     # memory-bound float32 decoding is what int8 weights speed up (tests/benchmarks/README.md)
     fmt = INT8 if _probe(INT8) else FP32
     assert (chosen.image, chosen.text, chosen.encoder) == (fmt, fmt, fmt)
-    assert plan.fast_by_default(large=False) is False  # the built-in model: float32 on such a CPU
-    assert plan.fast_by_default(large=True) is _probe(INT8)
+    assert plan.fast_by_default() is _probe(INT8)
 
 
 @pytest.mark.parametrize("scan", [BF16, INT8])
@@ -416,19 +415,17 @@ def test_fast_path_runs_the_vision_encoder_a_few_images_at_a_time(tiny_models: d
 # --- the default --------------------------------------------------------------------------------------------
 def test_the_default_is_fast_where_its_quality_was_measured(tiny_models: dict[str, Path],
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    from assistant.vision.runtime.checkpoint import LARGE_TEXT, use_fast
+    from assistant.vision.runtime.checkpoint import use_fast
     from assistant.vision.runtime.fast import has_fast_bf16
     from assistant.vision.runtime.fast.plan import INT8, _probe
 
     monkeypatch.delenv("BLIP_ASSISTANT_FAST", raising=False)
-    assert use_fast(None, "cpu", torch.float32) is has_fast_bf16()
-    # BLIP base and large decode memory-bound: int8 pays for them on any CPU that runs it
-    assert use_fast(None, "cpu", torch.float32, LARGE_TEXT) is (has_fast_bf16() or _probe(INT8))
-    assert use_fast(None, "cpu", torch.float32, LARGE_TEXT // 2) is has_fast_bf16()
+    measured = has_fast_bf16() or _probe(INT8)  # bfloat16 units, or int8 kernels (its plan there)
+    assert use_fast(None, "cpu", torch.float32) is measured
     assert use_fast(None, "cpu", torch.bfloat16) is False  # an explicit dtype is the user's choice
     assert use_fast(None, "cuda", torch.float32) is False  # the plan is a no-op there
     assert use_fast(False, "cpu", torch.float32) is False and use_fast(True, "cuda", torch.float32) is True
-    assert ("fast" in vision.load(str(tiny_models["itm"])).checkpoint.extras) is has_fast_bf16()
+    assert ("fast" in vision.load(str(tiny_models["itm"])).checkpoint.extras) is measured
     monkeypatch.setenv("BLIP_ASSISTANT_FAST", "1")
     assert use_fast(None, "cuda", torch.float32) is True
     assert use_fast(None, "cpu", torch.bfloat16) is False

@@ -188,8 +188,11 @@ class Controller(QObject):
             app, title = capture.app_name, capture.window_title
             if capture.kind == "screen":
                 app, title = self._active_window()
+            # A capture kept at full size already holds every pixel of the text. A second grab would
+            # run on this thread while the worker describes, and cost the description tens of ms.
+            full_size = capture.image.size == (capture.rect.width, capture.rect.height)
             try:
-                full = for_text() if for_text is not None else None
+                full = for_text() if for_text is not None and not full_size else None
             except Exception:  # the full-size grab failed: read the capture the caption has
                 log.debug("full-size capture for reading failed", exc_info=True)
                 full = None

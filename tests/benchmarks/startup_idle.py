@@ -81,7 +81,8 @@ def main(argv: list[str] | None = None) -> int:
             before = process.cpu_times()
             time.sleep(args.idle)
             after = process.cpu_times()
-            cpu = (after.user + after.system - before.user - before.system) / args.idle * 100
+            # max: the float sum of the clock-tick times can come out a hair below zero ("-0.00 %")
+            cpu = max(0.0, (after.user + after.system - before.user - before.system) / args.idle * 100)
             rss_mb = process.memory_info().rss / 2**20
             threads = process.num_threads()
         finally:

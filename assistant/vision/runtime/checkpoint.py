@@ -29,9 +29,6 @@ from assistant.vision.runtime.resolve import env_flag, portable_name
 CAPTION, VQA, ITM, ITC = "caption", "vqa", "itm", "itc"
 TASKS = (CAPTION, VQA, ITM, ITC)
 
-# Text layers this wide decode memory-bound on a CPU: int8 weights pay there even without bfloat16 units
-# (BLIP base and large: 768); the built-in model's 384-wide layers stay in the cache.
-LARGE_TEXT = 768
 # architecture name in config.json -> (class, the tasks its heads support)
 ARCHITECTURES: dict[str, tuple[type[PreTrainedModel], frozenset[str]]] = {
     "BlipForConditionalGeneration": (BlipForConditionalGeneration, frozenset({CAPTION})),
@@ -123,12 +120,11 @@ def read_architecture(path: Path) -> str:
     return known[0]
 
 
-def use_fast(fast: bool | None, device: str | torch.device, dtype: torch.dtype, text_width: int = 0) -> bool:
+def use_fast(fast: bool | None, device: str | torch.device, dtype: torch.dtype) -> bool:
     """Whether a load runs the fast path. ``None`` (the default everywhere) means: off for a non-float32
     ``dtype`` (the user chose the precision), else ``BLIP_ASSISTANT_FAST`` if it is set (``0``/``1``), else
     on a CPU where it was measured to pay at the same quality (tests/benchmarks/README.md): one with
-    bfloat16 matrix units, or one with int8 kernels for a model whose text layers are ``LARGE_TEXT`` wide
-    or wider (BLIP base and large, ``text_width``). On GPUs the plan is a no-op."""
+    bfloat16 matrix units, or one with int8 kernels. On GPUs the plan is a no-op."""
     if fast is not None:
         return fast
     if dtype != torch.float32:
@@ -140,13 +136,8 @@ def use_fast(fast: bool | None, device: str | torch.device, dtype: torch.dtype, 
         return False
     from assistant.vision.runtime.fast import fast_by_default
 
-    return fast_by_default(large=text_width >= LARGE_TEXT)
+    return fast_by_default()
 
-
-def text_width(path: Path) -> int:
-    """The width of a checkpoint's text layers (``config.json``), 0 when it does not say."""
-    config = json.loads((path / "config.json").read_text())
-    return int((config.get("text_config") or {}).get("hidden_size") or 0)
 
 
 def _own_buffers(model: torch.nn.Module) -> None:
@@ -198,7 +189,7 @@ def load_checkpoint(
     device = _usable_device(device)
     architecture = read_architecture(path)
     cls, tasks = ARCHITECTURES[architecture]
-    fast = use_fast(fast, device, torch_dtype, text_width(path))
+    fast = use_fast(fast, device, torch_dtype)
     if not any(path.glob("*.safetensors")):
         raise ModelNotFoundError(f"{path} has no .safetensors weights; the engine loads safetensors only")
     from transformers.utils import logging as hf_logging
