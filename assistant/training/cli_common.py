@@ -28,7 +28,7 @@ FastOption = typer.Option(
     "--fast/--no-fast",
     help="The CPU fast path (bfloat16/int8 matmuls) or transformers' float32. "
     "Default: BLIP_ASSISTANT_FAST if set, "
-    "else fast on CPUs with bfloat16 units and, elsewhere, for BLIP base and large.",
+    "else fast on CPUs with bfloat16 units or int8 kernels.",
     show_default=False,
 )
 BatchOption = typer.Option(defaults.BATCH_SIZE, "--batch-size", "-b", min=1, help="Images per batch.")

@@ -47,8 +47,8 @@ def load(
     this CPU, fused attention, image keys/values computed once; outputs match to low-precision rounding.
     ``fast=False`` is transformers' own float32 computation, token for token. The default (``None``) is
     ``BLIP_ASSISTANT_FAST`` when set, else the fast path where the benchmark measured it to pay at the
-    same quality (CPUs with bfloat16 units; elsewhere BLIP base and large, whose decoding is memory-bound)
-    and float32 otherwise; ``blip.checkpoint.extras["fast"]`` says which plan runs.
+    same quality (CPUs with bfloat16 units; elsewhere its int8 plan, where torch's int8 kernels run) and
+    float32 otherwise; ``blip.checkpoint.extras["fast"]`` says which plan runs.
     """
     from assistant.vision.runtime.checkpoint import TASK_ALIASES
 

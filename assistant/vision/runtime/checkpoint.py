@@ -139,7 +139,6 @@ def use_fast(fast: bool | None, device: str | torch.device, dtype: torch.dtype) 
     return fast_by_default()
 
 
-
 def _own_buffers(model: torch.nn.Module) -> None:
     """Copy the buffers (position ids and the like) that still view the memory-mapped weights file.
 

@@ -30,8 +30,8 @@ The decoder's layers are int8 (dynamic quantization) only on CPUs without bfloat
 decoding is memory-bound; with bfloat16 units they stay bfloat16, whose greedy tokens agree with float32's
 more often. ``assistant.vision.load``'s default runs this path where it was measured to pay at the same
 caption quality (:func:`assistant.vision.runtime.checkpoint.use_fast`): on CPUs with bfloat16 units, and
-for BLIP base and large on CPUs without them. The benchmark reports how often greedy captions agree with
-float32 token for token.
+on CPUs without them wherever torch's int8 kernels run. The benchmark reports how often greedy captions
+agree with float32 token for token.
 """
 
 from __future__ import annotations
