@@ -42,7 +42,10 @@ def image_from_bgra(raw: bytes | bytearray | memoryview, width: int, height: int
         return Image.frombuffer("RGB", (width, height), raw, "raw", "BGRX", stride, 1)
 
     # Reduce by the largest integer factor that stays at or above the target (a box filter over whole
-    # pixels, cheap and alias-free), then a single Lanczos resample covers the remaining fraction.
+    # pixels, cheap and alias-free), then one bilinear resample (antialiased: PIL widens its support when
+    # shrinking) covers the remaining fraction, less than 2. Lanczos took 30 ms of a key press's capture
+    # for a 1280x800 screen, bilinear 12 (tests/benchmarks/README.md), and the model shrinks the
+    # picture again to 224 or 384 pixels with its own bicubic filter.
     factor = max(1, min(width // target[0], height // target[1]))
     band_rows = max(factor, (_BAND_BYTES // stride) // factor * factor)
     reduced = Image.new("RGB", (math.ceil(width / factor), math.ceil(height / factor)))
@@ -55,7 +58,7 @@ def image_from_bgra(raw: bytes | bytearray | memoryview, width: int, height: int
             del band
     if reduced.size == target:
         return reduced
-    return reduced.resize(target, Image.Resampling.LANCZOS)
+    return reduced.resize(target, Image.Resampling.BILINEAR)
 
 
 def fit(image: Image.Image, max_side: int = DEFAULT_MAX_SIDE) -> Image.Image:
