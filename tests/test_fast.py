@@ -417,7 +417,6 @@ def test_the_default_is_fast_where_its_quality_was_measured(tiny_models: dict[st
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     from assistant.vision.runtime.checkpoint import use_fast
     from assistant.vision.runtime.fast import has_fast_bf16
-    from assistant.vision.runtime.fast.plan import INT8, _probe
 
     monkeypatch.delenv("BLIP_ASSISTANT_FAST", raising=False)
     measured = has_fast_bf16() or _probe(INT8)  # bfloat16 units, or int8 kernels (its plan there)
