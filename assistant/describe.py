@@ -86,8 +86,9 @@ class Describer:
         self._blip: Any = None
         self._questions: Any = None  # the BLIP question model, for a model that only describes
         self._lock = threading.Lock()
-        # (the last image object, the model, its vision features): a follow-up runs only the text side
-        self._kept: tuple[Any, Any, Any] | None = None
+        # role ("describe", or "questions": the model a describing-only one hands questions to) -> (the
+        # model, the last image object, its vision features): a follow-up runs only the text side
+        self._kept: dict[str, tuple[Any, Any, Any]] = {}
 
     @property
     def loaded(self) -> bool:
@@ -168,7 +169,8 @@ class Describer:
         questions = self._question_model(blip)
         with self._lock:
             if questions is not None:
-                return questions.ask(image, question, choices=choices)[0]
+                features = self._features(image, role="questions")
+                return questions.ask(features, question, choices=choices)[0]
             features = self._features(image)
             result = blip.ask(features, question, choices=choices)[0]
         if choices and result.ok and result.scores:
@@ -186,19 +188,21 @@ class Describer:
             self._questions = vision.load("vqa", "vqa", device=self.device, threads=self.threads)
         return self._questions
 
-    def _features(self, image: Any, picture: Any = None) -> Any:
-        """``image``'s vision features, kept for the last image object (held, so its id is not reused) and
-        the model that computed them (a model loaded again, e.g. a new personal version, computes anew)."""
-        kept = self._kept
-        if kept is None or kept[0] is not image or kept[1] is not self._blip:
+    def _features(self, image: Any, picture: Any = None, role: str = "describe") -> Any:
+        """``image``'s vision features under the describing model or the question model, kept for the last
+        image object (held, so its id is not reused) and the model that computed them (a model loaded
+        again, e.g. a new personal version, computes anew)."""
+        model = self._questions if role == "questions" else self._blip
+        kept = self._kept.get(role)
+        if kept is None or kept[0] is not model or kept[1] is not image:
             from assistant.vision.runtime.encoding import encode_images
             from assistant.vision.tasks.signals import image_classifier
 
             # With the classifier's labels: describe_signals reads them from the features.
-            classify = image_classifier(self._blip.checkpoint)
-            features = encode_images(self._blip.checkpoint, [image if picture is None else picture],
+            classify = image_classifier(model.checkpoint)
+            features = encode_images(model.checkpoint, [image if picture is None else picture],
                                      batch_size=1, classify=classify)
-            kept = self._kept = (image, self._blip, features)
+            kept = self._kept[role] = (model, image, features)
         return kept[2]
 
 

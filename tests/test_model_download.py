@@ -205,6 +205,14 @@ def test_a_describing_only_model_hands_questions_to_the_downloaded_question_mode
     answer = describer.ask_model(images[0], "what is this?")
     assert answer.ok and answer.answer is not None
     assert describer._questions.checkpoint.path == model_store.models_dir() / "vqa"
+    # a follow-up about the same image runs the question model's text side only
+    calls: list[int] = []
+    describer._questions.checkpoint.model.vision_model.register_forward_hook(lambda *_: calls.append(1))
+    for question in ("is there a dog?", "what colour is it?"):
+        assert describer.ask_model(images[0], question).ok
+    assert calls == [], "a follow-up ran the question model's vision encoder again"
+    assert describer.ask_model(images[1], "is there a dog?").ok
+    assert calls == [1]  # a new image is encoded, once
 
 
 def test_the_download_side_is_light() -> None:
