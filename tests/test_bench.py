@@ -135,6 +135,13 @@ def test_benchmark_checkpoints_are_real_architectures_and_reused(tmp_path: Path)
 
     base = blip_config_kwargs("base")
     assert base["vision_config"] == {"initializer_range": 0.02}  # otherwise BlipConfig()'s defaults
+    from transformers.models.blip import BlipConfig
+
+    large = BlipConfig(**blip_config_kwargs("large"))  # Salesforce/blip-image-captioning-large's shape
+    vision = large.vision_config
+    shape = (vision.hidden_size, vision.num_hidden_layers, vision.image_size, vision.patch_size)
+    assert shape == (1024, 24, 384, 16)
+    assert (large.text_config.hidden_size, large.text_config.encoder_hidden_size) == (768, 1024)
     folder = build_checkpoint("caption", tmp_path / "caption", size="quick")
     assert read_architecture(folder) == "BlipForConditionalGeneration"
     stamp = (folder / "model.safetensors").stat().st_mtime_ns

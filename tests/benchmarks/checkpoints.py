@@ -23,13 +23,15 @@ BLIP_KINDS = {
     "vqa": "BlipForQuestionAnswering",
 }
 KINDS = (*BLIP_KINDS, "builtin")
-SIZES = ("base", "quick")
+SIZES = ("base", "large", "quick")
 INIT_STD = 0.02
 _MARKER = "bench.json"
 
 
 def blip_config_kwargs(size: str) -> dict[str, Any]:
-    """``BlipConfig`` keyword arguments: the real defaults for ``base``, a shrunken copy for ``quick``."""
+    """``BlipConfig`` keyword arguments: the real defaults for ``base``, BLIP-large's ViT-L/16 (24 layers,
+    width 1024, at 384 px, the text side's cross-attention reading width 1024) for ``large``, a shrunken
+    copy for ``quick``."""
     vision: dict[str, Any] = {"initializer_range": INIT_STD}
     text: dict[str, Any] = {"initializer_range": INIT_STD}
     if size == "quick":
@@ -48,6 +50,10 @@ def blip_config_kwargs(size: str) -> dict[str, Any]:
             num_hidden_layers=2,
             num_attention_heads=2,
         )
+    elif size == "large":
+        vision.update(hidden_size=1024, intermediate_size=4096, num_hidden_layers=24, num_attention_heads=16,
+                      layer_norm_eps=1e-5)
+        text.update(encoder_hidden_size=1024)
     elif size != "base":
         raise ValueError(f"size must be one of {SIZES}")
     return {
