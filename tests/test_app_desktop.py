@@ -39,6 +39,11 @@ def test_hotkey_captures_describes_and_speaks(desktop, tmp_path: Path, tiny_mode
         seconds = sox_seconds(app.wav_dir / wav["file"])
         words = len(said["text"].split())
         assert 0.15 * words < seconds < 1.2 * words + 1, (seconds, words)  # speech, at a speaking pace
+        # the "captured" earcon came first, at the capture (written, as the speech is, not played)
+        heard = sorted((app.wav_dir / "earcons").glob("*.wav"))
+        assert [p.name for p in heard] == ["0001-captured.wav"]
+        assert pressed < heard[0].stat().st_mtime < said["started_at"]
+        assert sox_seconds(heard[0]) < 0.15
 
         # The area around the pointer once the photo is gone (Xvfb's root is black): the capture is
         # real, and nothing is invented for a black picture.

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, Signal, Slot
+from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
 from assistant import actions, logs
 from assistant.app.ocr_worker import OcrWorker, TextRequest
@@ -56,9 +56,13 @@ class Controller(QObject):
                  pick_region: Callable[[Callable[[Any], None]], None] | None = None,
                  choose_file: Callable[[], str | None] | None = None,
                  clipboard_image: Callable[[], Any] | None = None,
-                 ocr_worker: OcrWorker | None = None) -> None:
+                 ocr_worker: OcrWorker | None = None, earcons: Any = None) -> None:
         super().__init__()
         self.settings, self.worker, self.speaker = settings, worker, speaker
+        self.earcons = earcons  # assistant.speech.earcons.Earcons, or None: no sounds
+        # "working" ticks while a description takes long; stopped when its answer (or a failure) comes
+        self._working = QTimer(self)
+        self._working.timeout.connect(self._tick_working)
         self._capturer_factory = capturer_factory
         self._capturer: Any = None
         self._pick_region, self._choose_file = pick_region, choose_file
@@ -84,7 +88,7 @@ class Controller(QObject):
             "reading-next-paragraph": lambda _a: self.reading.move("next-paragraph"),
             "reading-previous-paragraph": lambda _a: self.reading.move("previous-paragraph"),
             "repeat": lambda _a: self._repeat(),
-            "stop": lambda _a: self.speaker.stop(),
+            "stop": lambda _a: self._stop(),
             "ask": lambda _a: self.windowRequested.emit("ask"),
             "history": lambda _a: self.windowRequested.emit("history"),
             "settings": lambda _a: self.windowRequested.emit("settings"),
@@ -156,6 +160,26 @@ class Controller(QObject):
             self.speaker.say(self.last.text, action="repeat", interrupt=True)
 
     # --- describing ---------------------------------------------------------------------------
+    def _stop(self) -> None:
+        self._working.stop()
+        if self.earcons is not None:
+            self.earcons.stop()
+        self.speaker.stop()
+
+    def _earcon(self, name: str) -> None:
+        if self.earcons is not None:
+            self.earcons.play(name)
+
+    def _tick_working(self) -> None:
+        from assistant.speech.earcons import WORKING_EVERY_S
+
+        if not self._requests:  # answered, superseded or failed meanwhile
+            self._working.stop()
+            return
+        self._working.setInterval(int(WORKING_EVERY_S * 1000))
+        if not getattr(self.speaker, "busy", False):  # a tick under a sentence would only blur it
+            self._earcon("working")
+
     def _capturer_or_none(self) -> Any:
         if self._capturer is None:
             self._capturer = self._capturer_factory()
@@ -183,6 +207,9 @@ class Controller(QObject):
         request = Request(image=capture.image, label=label, action=action, capture_ms=capture.capture_ms,
                           requested_at=self._asked_at or time.time())
         self._submit(request)
+        # the press was taken: heard at once, long before the first word (after the worker has the
+        # request: starting the player costs this thread about 2 ms)
+        self._earcon("captured")
         if self.settings["describe.read_text"]:
             # Where the user is, said with the caption; the text on the screen, said after it.
             app, title = capture.app_name, capture.window_title
@@ -313,6 +340,9 @@ class Controller(QObject):
         request.detail = self.settings["describe.detail"]
         request_id = self.worker.submit(request)
         self._requests[request_id] = request
+        from assistant.speech.earcons import WORKING_AFTER_S
+
+        self._working.start(int(WORKING_AFTER_S * 1000))
         if not self.worker.is_ready:
             self.speaker.say("The model is still loading; your description follows when it is ready.",
                              action=request.action, interrupt=True)
@@ -338,6 +368,8 @@ class Controller(QObject):
     def _on_described(self, request_id: int, description: Any) -> None:
         request = self._requests.pop(request_id, None)
         self.status.emit("Ready")
+        if not self._requests:
+            self._working.stop()
         if request is None:
             return
         # Timings only, never the text: logs must not hold what was on the user's screen.
@@ -471,6 +503,9 @@ class Controller(QObject):
             self.say(quote, result.action, label=result.label, keep=False, interrupt=False)
 
     def close(self) -> None:
+        self._working.stop()
+        if self.earcons is not None:
+            self.earcons.stop()
         self.ocr.close(timeout=2.0)
         for capturer in {id(c): c for c in (self._capturer, self._ocr_capturer) if c is not None}.values():
             capturer.close()

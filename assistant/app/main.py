@@ -131,8 +131,12 @@ def _run_app(args: argparse.Namespace, server: Any, first_action: tuple[str, lis
     def capturer(**options: Any) -> Capturer:
         return Capturer(**{"max_side": 960, **options})
 
+    from assistant.speech.earcons import Earcons
+
+    earcons = Earcons(lambda: bool(settings["speech.earcons"]), to_folder=_wav_folder(args),
+                      speaking=lambda: speaker.busy)
     controller = Controller(settings, worker, speaker, capturer_factory=capturer, pick_region=pick_region,
-                            choose_file=choose_file, clipboard_image=clipboard_image)
+                            choose_file=choose_file, clipboard_image=clipboard_image, earcons=earcons)
     bridge.action.connect(controller.run_action)
     from assistant import autostart  # "Start at login": the platform's entry follows the setting
 
@@ -264,10 +268,14 @@ def _make_speaker(settings: Any, args: argparse.Namespace, bridge: Any) -> Any:
     from assistant.speech import make_speaker
 
     speech_log = getattr(args, "speech_log", None)
-    speech_to_wav = getattr(args, "speech_to_wav", None)
     return make_speaker(settings.values, speech_log=Path(speech_log) if speech_log else None,
-                       speech_to_wav=Path(speech_to_wav) if speech_to_wav else None,
-                       on_error=bridge.speechError.emit)
+                       speech_to_wav=_wav_folder(args), on_error=bridge.speechError.emit)
+
+
+def _wav_folder(args: argparse.Namespace) -> Path | None:
+    """``--speech-to-wav DIR``: speech and earcons are written there, and nothing is played."""
+    folder = getattr(args, "speech_to_wav", None)
+    return Path(folder) if folder else None
 
 
 def _start_hotkeys(hotkeys: dict[str, str], bridge: Any, controller: Any) -> Any:
