@@ -116,7 +116,8 @@ class Describer:
             self.notices.append(message)
             print(f"warning: {message}", file=sys.stderr)
 
-    def describe(self, image: Any, label: str | None = None, detail: str = "brief") -> Description:
+    def describe(self, image: Any, label: str | None = None, detail: str = "brief",
+                 not_blank: bool = False) -> Description:
         """Describe one image (a path, bytes, a PIL image or an array). Never raises for a bad image:
         the Description carries the error, in words for the user.
 
@@ -134,7 +135,8 @@ class Describer:
         except ImageError as exc:
             return Description(image=label, error=str(exc), error_code=exc.code,
                                seconds=time.perf_counter() - started)
-        blank = blank_reason(picture, subject="The image")  # captures were checked (and said) already
+        # ``not_blank``: a capture, checked when it was taken (15-25 ms saved on every key press)
+        blank = None if not_blank else blank_reason(picture, subject="The image")
         if blank is not None:
             return Description(image=label, text=blank, seconds=time.perf_counter() - started)
         with self._lock:

@@ -152,6 +152,29 @@ def test_blank_capture_is_said_without_the_model(qtbot, worker, tmp_path: Path) 
     assert submitted == []
 
 
+def test_a_capture_is_checked_for_blankness_once(qtbot, worker, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The capture was found not blank when it was taken; the worker does not check it again (15-25 ms of
+    every key press), while an opened image is checked there."""
+    from assistant.capture import blank
+
+    real, checked = blank.blank_reason, []
+
+    def counted(image: Any, **kw: Any) -> Any:
+        checked.append(image.size)
+        return real(image, **kw)
+
+    monkeypatch.setattr(blank, "blank_reason", counted)
+    noise = Image.effect_noise((64, 48), 60).convert("RGB")
+    controller = _controller(worker, tmp_path, noise)  # its capturer's check is its own, not counted
+    with qtbot.waitSignal(worker.described, timeout=30_000):
+        controller.run_action("describe-screen", [])
+    assert checked == []
+    with qtbot.waitSignal(worker.described, timeout=30_000):
+        controller.open_image_data(noise.copy(), "a photo")
+    assert checked == [(64, 48)]
+
+
 def test_ask_answers_about_the_last_image(qtbot, worker, tmp_path: Path) -> None:
     controller = _controller(worker, tmp_path, Image.effect_noise((64, 48), 60).convert("RGB"))
     controller.ask_question("is there a dog?")

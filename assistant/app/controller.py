@@ -205,7 +205,7 @@ class Controller(QObject):
             self.say(capture.blank, action, label=label)
             return
         request = Request(image=capture.image, label=label, action=action, capture_ms=capture.capture_ms,
-                          requested_at=self._asked_at or time.time())
+                          requested_at=self._asked_at or time.time(), not_blank=True)
         self._submit(request)
         # the press was taken: heard at once, long before the first word (after the worker has the
         # request: starting the player costs this thread about 2 ms)

@@ -31,6 +31,7 @@ class Request:
     id: int = field(default=0)
     requested_at: float = field(default_factory=time.time)  # when the user asked, for the speech log
     capture_ms: float = 0.0
+    not_blank: bool = False  # a capture, already found not blank (black, one colour) when it was taken
 
 
 class VisionWorker(QObject):
@@ -118,6 +119,7 @@ class VisionWorker(QObject):
                     result = self.describer.ask(request.image, request.question, label=request.label)
                 else:
                     result = self.describer.describe(request.image, label=request.label,
+                                                     not_blank=request.not_blank,
                                                      detail=request.detail)
             except Exception as exc:  # a bug in one description must not end the worker
                 log.exception("description failed")
