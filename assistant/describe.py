@@ -94,6 +94,15 @@ class Describer:
     def loaded(self) -> bool:
         return self._blip is not None
 
+    @property
+    def picture_side(self) -> int | None:
+        """The longer side, in pixels, of the pictures the loaded model reads (224 for the built-in model,
+        384 for Salesforce BLIP); None before loading."""
+        if self._blip is None:
+            return None
+        size = self._blip.checkpoint.image_processor.size
+        return max(int(size["height"]), int(size["width"]))
+
     def load(self) -> Any:
         """Load the model now (the app does this in the background after its tray is up)."""
         with self._lock:

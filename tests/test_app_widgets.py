@@ -175,6 +175,30 @@ def test_a_capture_is_checked_for_blankness_once(qtbot, worker, tmp_path: Path,
     assert checked == [(64, 48)]
 
 
+def test_a_description_captures_at_twice_the_side_the_model_reads(qtbot, worker, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from assistant.app.controller import CAPTURE_MAX_SIDE, CAPTURE_MIN_SIDE, Controller
+    from assistant.describe import Describer
+
+    class SizedCapturer(StillCapturer):
+        max_side = CAPTURE_MAX_SIDE
+
+        def _capture(self, kind: str) -> Any:
+            sides.append(self.max_side)
+            return super()._capture(kind)
+
+    sides: list[int] = []
+    capturer = SizedCapturer(Image.effect_noise((64, 48), 60).convert("RGB"))
+    controller = Controller(Settings(tmp_path / "settings.json"), worker, RecordingSpeaker(),
+                            capturer_factory=lambda: capturer)
+    for side in (worker.describer.picture_side, 224, 384, 512):
+        monkeypatch.setattr(Describer, "picture_side", side)
+        with qtbot.waitSignal(worker.described, timeout=30_000):
+            controller.run_action("describe-window", [])
+    # the tiny test model reads 96 px: the smallest capture; the built-in model 224; Salesforce BLIP 384
+    assert sides == [CAPTURE_MIN_SIDE, 448, 768, CAPTURE_MAX_SIDE]
+
+
 def test_ask_answers_about_the_last_image(qtbot, worker, tmp_path: Path) -> None:
     controller = _controller(worker, tmp_path, Image.effect_noise((64, 48), 60).convert("RGB"))
     controller.ask_question("is there a dog?")

@@ -79,7 +79,7 @@ def _run_app(args: argparse.Namespace, server: Any, first_action: tuple[str, lis
     from PySide6.QtGui import QGuiApplication
     from PySide6.QtWidgets import QApplication, QFileDialog, QSystemTrayIcon
 
-    from assistant.app.controller import Controller
+    from assistant.app.controller import CAPTURE_MAX_SIDE, Controller
     from assistant.app.guide_window import GuideWindow
     from assistant.app.history_window import HistoryWindow
     from assistant.app.images import image_from_mime
@@ -126,10 +126,11 @@ def _run_app(args: argparse.Namespace, server: Any, first_action: tuple[str, lis
 
     from assistant.capture import Capturer
 
-    # 960 px: the model sees 224-384 px, and a 1920x1080 screen halves to it with a box filter in ~4 ms,
-    # where 1600 px took ~65 ms of Lanczos on every key press (reading text captures at full size).
+    # At most 960 px: the model sees 224-384 px (the controller captures at twice that once it knows), and
+    # a 1920x1080 screen halves to it with a box filter in ~4 ms, where 1600 px took ~65 ms of Lanczos on
+    # every key press (reading text captures at full size).
     def capturer(**options: Any) -> Capturer:
-        return Capturer(**{"max_side": 960, **options})
+        return Capturer(**{"max_side": CAPTURE_MAX_SIDE, **options})
 
     from assistant.speech.earcons import Earcons
 
