@@ -23,6 +23,7 @@ from assistant.app.reading import Reading
 from assistant.app.worker import Request, VisionWorker
 from assistant.ocr import compose, questions
 from assistant.settings import Settings
+from assistant.speech import earcons as earcon_sounds  # its timings read at each use (tests shorten them)
 
 log = logging.getLogger(__name__)
 
@@ -164,22 +165,23 @@ class Controller(QObject):
 
     # --- describing ---------------------------------------------------------------------------
     def _stop(self) -> None:
+        self._stop_sounds()
+        self.speaker.stop()
+
+    def _stop_sounds(self) -> None:
         self._working.stop()
         if self.earcons is not None:
             self.earcons.stop()
-        self.speaker.stop()
 
     def _earcon(self, name: str) -> None:
         if self.earcons is not None:
             self.earcons.play(name)
 
     def _tick_working(self) -> None:
-        from assistant.speech.earcons import WORKING_EVERY_S
-
         if not self._requests:  # answered, superseded or failed meanwhile
             self._working.stop()
             return
-        self._working.setInterval(int(WORKING_EVERY_S * 1000))
+        self._working.setInterval(int(earcon_sounds.WORKING_EVERY_S * 1000))
         if not getattr(self.speaker, "busy", False):  # a tick under a sentence would only blur it
             self._earcon("working")
 
@@ -349,9 +351,7 @@ class Controller(QObject):
         request.detail = self.settings["describe.detail"]
         request_id = self.worker.submit(request)
         self._requests[request_id] = request
-        from assistant.speech.earcons import WORKING_AFTER_S
-
-        self._working.start(int(WORKING_AFTER_S * 1000))
+        self._working.start(int(earcon_sounds.WORKING_AFTER_S * 1000))
         if not self.worker.is_ready:
             self.speaker.say("The model is still loading; your description follows when it is ready.",
                              action=request.action, interrupt=True)
@@ -512,9 +512,7 @@ class Controller(QObject):
             self.say(quote, result.action, label=result.label, keep=False, interrupt=False)
 
     def close(self) -> None:
-        self._working.stop()
-        if self.earcons is not None:
-            self.earcons.stop()
+        self._stop_sounds()
         self.ocr.close(timeout=2.0)
         for capturer in {id(c): c for c in (self._capturer, self._ocr_capturer) if c is not None}.values():
             capturer.close()

@@ -1,6 +1,6 @@
 """Earcons: short sounds that say "your key press was taken" and "still working", without words.
 
-A screen-reader user who presses a hotkey hears nothing until the first word; a 40 ms sound at the
+A screen-reader user who presses a hotkey hears nothing until the first word; an 80 ms sound at the
 capture says at once that the press arrived, and a soft tick while a slow model works says the
 assistant has not frozen. Sounds, not speech, so they never talk over the screen reader.
 
