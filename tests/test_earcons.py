@@ -177,3 +177,10 @@ def test_stop_ends_the_ticks_and_the_setting_silences_them(qtbot, slow_app) -> N
     with qtbot.waitSignal(controller.worker.described, timeout=30_000):
         controller.run_action("describe-screen")
     assert _heard(folder) == ["captured", "working"]
+
+    # a model that fails to load never answers the request that waited for it: the ticks end with the news
+    delay[0] = 3.0
+    controller.run_action("describe-screen")
+    qtbot.waitUntil(controller._working.isActive, timeout=5_000)
+    controller.worker.loadFailed.emit("The model x could not be loaded: test")
+    assert not controller._working.isActive()

@@ -371,6 +371,7 @@ class Controller(QObject):
     @Slot(str)
     def _on_load_failed(self, message: str) -> None:
         self.status.emit("Model not loaded")
+        self._working.stop()  # a request made while it loaded will never be answered: no ticks for it
         self.say(message, None)
 
     @Slot(int, object)
