@@ -15,8 +15,11 @@ import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
+from PIL import Image
+
 from assistant.speech import earcons
 from assistant.speech.earcons import SOUNDS, Earcons, sound_path, synthesize
+from test_app_widgets import RecordingSpeaker, StillCapturer
 
 
 def test_the_shipped_sounds_are_what_synthesize_writes_and_short() -> None:
@@ -71,43 +74,6 @@ def test_no_player_costs_the_sound_not_the_app(tmp_path: Path) -> None:
 
 
 # --- in the app's controller ----------------------------------------------------------------------------
-class _Speaker:
-    busy = False
-
-    def __init__(self) -> None:
-        self.said: list[str] = []
-
-    def say(self, text: str, action: str | None = None, interrupt: bool = True,
-            requested_at: float | None = None) -> None:
-        self.said.append(text)
-
-    def stop(self) -> None:
-        pass
-
-    def close(self, timeout: float = 2.0) -> bool:
-        return True
-
-
-class _Capturer:
-    def __init__(self) -> None:
-        from PIL import Image
-
-        self.image = Image.effect_noise((96, 64), 60).convert("RGB")
-
-    def screen(self) -> Any:
-        from assistant.capture import Capture, Rect
-
-        return Capture(image=self.image, rect=Rect(0, 0, 96, 64), kind="screen")
-
-    window = pointer_area = screen
-
-    def active_window_info(self) -> Any:
-        return None
-
-    def close(self) -> None:
-        pass
-
-
 @pytest.fixture()
 def slow_app(qtbot, tiny_models, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     from assistant.app.controller import Controller
@@ -129,8 +95,9 @@ def slow_app(qtbot, tiny_models, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     settings = Settings(tmp_path / "settings.json")
     settings.update({"describe.read_text": False})
     sounds = Earcons(lambda: bool(settings["speech.earcons"]), to_folder=tmp_path)
-    controller = Controller(settings, worker, _Speaker(), capturer_factory=lambda **_: _Capturer(),
-                            earcons=sounds)
+    noise = Image.effect_noise((96, 64), 60).convert("RGB")
+    controller = Controller(settings, worker, RecordingSpeaker(),
+                            capturer_factory=lambda: StillCapturer(noise), earcons=sounds)
     yield controller, tmp_path / "earcons", delay
     controller.close()
     worker.close()
