@@ -19,6 +19,7 @@ from assistant.vision.runtime.encoding import ImageFeatures, batched, check_text
 from assistant.vision.runtime.resolve import resolve_checkpoint
 from assistant.vision.tasks import ask as ask_task
 from assistant.vision.tasks import caption as caption_task
+from assistant.vision.tasks import colours as colours_task
 from assistant.vision.tasks import embed as embed_task
 from assistant.vision.tasks import match as match_task
 from assistant.vision.tasks import signals as signals_task
@@ -318,15 +319,50 @@ class Blip:
                     ):
                         best = max(scores, key=scores.__getitem__)
                         out[i].answer, out[i].confidence, out[i].scores = best, scores[best], scores
+                        if set(scores) == {"yes", "no"}:
+                            self._check_colour(out[i], feats, image_of[i])
                 else:
                     for i, (text, conf) in zip(
                         rows, ask_task.answer(self.checkpoint, embeds, batch_qs, settings), strict=True
                     ):
                         out[i].answer, out[i].confidence = text, conf
+                        self._check_colour(out[i], feats, image_of[i])
             except VisionError as exc:
                 for i in rows:
                     out[i].fail(exc)
         return out
+
+    def _check_colour(self, result: AnswerResult, feats: ImageFeatures, image: int) -> None:
+        """Answers about colours, checked against the picture's pixels
+        (:mod:`assistant.vision.tasks.colours`): a one-colour answer to a colour question, where the
+        question looks; a yes/no about something of a colour that no pixel has."""
+        pixels = feats.thumbnails.get(image)
+        if pixels is None:
+            return
+        answer = (result.answer or "").strip().lower()
+        presence = colours_task.colour_presence(result.question) if answer in ("yes", "no") else None
+        if presence is not None:
+            colour, negated = presence
+            if colours_task.absent(pixels, colour):
+                said = "yes" if negated else "no"
+                sure = colours_task.ABSENT_CONFIDENCE
+                agreed = said == answer and result.confidence is not None
+                result.answer, result.confidence = said, max(sure, result.confidence) if agreed else sure
+                if result.scores is not None:
+                    other = "no" if said == "yes" else "yes"
+                    result.scores = {said: result.confidence, other: 1.0 - result.confidence}
+            return
+        colour = colours_task.colour_word(answer)
+        if not colours_task.is_colour_question(result.question) or colour is None:
+            return
+        weighs = colours_task.weighs_regions(self.checkpoint)
+        if not weighs and not colours_task.absent(pixels, colour):
+            return
+        row = feats.row_of(image)
+        found = colours_task.grounded_colour(self.checkpoint, feats.embeds[row : row + 1], result.question,
+                                             pixels, weight=colours_task.WEIGHT if weighs else 0.0)
+        if found is not None:
+            result.answer, result.confidence = found[0], found[1]
 
     # --- match --------------------------------------------------------------------------------
     def match(

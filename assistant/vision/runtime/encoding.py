@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 
 from assistant.vision import defaults
 from assistant.vision.errors import TextError, VisionError
-from assistant.vision.io import ImageInput, describe_source, load_image
+from assistant.vision.io import ImageInput, describe_source, load_image, thumbnail
 from assistant.vision.models.parts import grounded_states
 from assistant.vision.runtime.checkpoint import Checkpoint
 
@@ -29,6 +30,8 @@ class ImageFeatures:
     sizes: dict[int, tuple[int, int]] = field(default_factory=dict)
     # input index -> the ImageNet classifier's likeliest plain labels, when encode_images was given a head
     objects: dict[int, list[tuple[str, float]]] = field(default_factory=dict)
+    # input index -> the picture as a small square (assistant.vision.io.thumbnail), for colour answers
+    thumbnails: dict[int, np.ndarray] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -50,11 +53,13 @@ class ImageFeatures:
 
     def select(self, indices: Sequence[int]) -> ImageFeatures:
         """The features of some inputs (by input position), in the given order."""
-        labels, rows, errors, keep, objects = [], [], {}, [], {}
+        labels, rows, errors, keep, objects, thumbnails = [], [], {}, [], {}, {}
         for new, index in enumerate(indices):
             labels.append(self.labels[index])
             if index in self.objects:
                 objects[new] = self.objects[index]
+            if index in self.thumbnails:
+                thumbnails[new] = self.thumbnails[index]
             row = self.row_of(index)
             if row is None:
                 errors[new] = self.errors[index]
@@ -62,7 +67,7 @@ class ImageFeatures:
                 rows.append(new)
                 keep.append(row)
         embeds = self.embeds[keep] if keep else self.embeds[:0]
-        return ImageFeatures(labels, embeds, rows, errors, {}, objects)
+        return ImageFeatures(labels, embeds, rows, errors, {}, objects, thumbnails)
 
 
 def batched(items: Sequence, size: int) -> Iterator[tuple[int, Sequence]]:
@@ -100,6 +105,7 @@ def encode_images(
     chunks: list[torch.Tensor] = []
     rows: list[int] = []
     objects: dict[int, list[tuple[str, float]]] = {}
+    thumbnails: dict[int, np.ndarray] = {}
     for start, chunk in batched(sources, batch_size):
         images, ok = [], []
         for offset, source in enumerate(chunk):
@@ -112,6 +118,7 @@ def encode_images(
             images.append(image)
             ok.append(index)
             sizes[index] = image.size
+            thumbnails[index] = thumbnail(image)
         if images:
             # The fast path bounds activation memory with small vision calls; a matmul over one image's
             # tokens already runs at full speed. The float32 path keeps transformers' batches.
@@ -128,7 +135,7 @@ def encode_images(
         if callable(on_batch):
             on_batch(len(chunk))
     embeds = torch.cat(chunks) if chunks else torch.empty(0, 0, 0, device=ckpt.device, dtype=ckpt.dtype)
-    return ImageFeatures(labels, embeds, rows, errors, sizes, objects)
+    return ImageFeatures(labels, embeds, rows, errors, sizes, objects, thumbnails)
 
 
 def check_text(text: str, what: str = "text") -> str:
