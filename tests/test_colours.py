@@ -18,7 +18,9 @@ def _named(rgb: tuple[int, int, int]) -> set[str]:
 
 @pytest.mark.parametrize(("rgb", "names"), [
     ((255, 0, 0), {"red"}),
-    ((165, 42, 42), {"red", "brown"}),  # dark red is both: the model decides between them
+    ((165, 42, 42), {"brown"}),  # CSS "brown", easy-vqa's
+    ((150, 10, 20), {"red", "brown"}),  # deep dark red is both: the model decides between them
+    ((240, 130, 130), {"red", "pink"}),  # a red coat's highlight
     ((110, 70, 40), {"brown"}),
     ((255, 255, 255), {"white"}),
     ((0, 0, 0), {"black"}),

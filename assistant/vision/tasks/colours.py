@@ -87,7 +87,7 @@ def absent(pixels: np.ndarray, colour: str) -> bool:
 
 def memberships(pixels: np.ndarray) -> np.ndarray:
     """For each pixel of an (h, w, 3) uint8 array, whether it could be called by each of :data:`COLOURS`:
-    (h, w, len(COLOURS)) of 0/1. The ranges overlap on purpose (dark red is red and brown)."""
+    (h, w, len(COLOURS)) of 0/1. The ranges overlap on purpose (deep dark red is red and brown)."""
     rgb = pixels.astype(np.float32) / 255.0
     top, low = rgb.max(-1), rgb.min(-1)
     v = top
@@ -102,7 +102,9 @@ def memberships(pixels: np.ndarray) -> np.ndarray:
         "black": v < 0.22,
         "white": (s < 0.2) & (v > 0.72),
         "gray": (s < 0.22) & (v > 0.18) & (v < 0.85),
-        "red": hue(340, 15) & (s >= 0.35) & (v >= 0.35),
+        # a dark red (v < 0.7) is red only when deep (s >= 0.8); duller, it is brown ((165, 42, 42) is CSS
+        # "brown", easy-vqa's). Bright reds stay red down to s 0.35: photos' red coats have highlights.
+        "red": hue(340, 15) & (((v >= 0.7) & (s >= 0.35)) | ((s >= 0.8) & (v >= 0.3))),
         "brown": hue(345, 45) & tinted & (v >= 0.15) & (v < 0.7),
         "tan": hue(15, 50) & (s >= 0.15) & (s < 0.55) & (v >= 0.5),
         "orange": hue(12, 42) & (s >= 0.5) & (v >= 0.55),
