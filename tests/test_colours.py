@@ -194,3 +194,14 @@ def test_a_salesforce_model_only_loses_the_colours_the_picture_does_not_have(tin
     off_topic = AnswerResult(image="x", question="what is the shape?", answer="blue", confidence=0.9)
     blip._check_colour(off_topic, feats, 0)
     assert off_topic.answer == "blue"
+
+
+def test_a_choice_between_colours_drops_the_one_the_picture_does_not_have(builtin_vqa) -> None:  # type: ignore[no-untyped-def]
+    feats = builtin_vqa.encode_images([_shape_picture((255, 255, 0))])
+    for choices in (["blue", "yellow"], ["yellow", "blue"], ["grey", "yellow", "green"]):
+        result = builtin_vqa.ask(feats, "is the shape " + " or ".join(choices) + "?", choices=choices)[0]
+        assert result.answer == "yellow" and result.confidence == pytest.approx(1.0), choices
+        assert sum(result.scores.values()) == pytest.approx(1.0)
+    # both there: the model decides, nothing is dropped
+    both = builtin_vqa.ask(feats, "is it white or yellow?", choices=["white", "yellow"])[0]
+    assert min(both.scores.values()) > 0.0

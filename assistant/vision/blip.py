@@ -321,6 +321,8 @@ class Blip:
                         out[i].answer, out[i].confidence, out[i].scores = best, scores[best], scores
                         if set(scores) == {"yes", "no"}:
                             self._check_colour(out[i], feats, image_of[i])
+                        else:
+                            self._drop_absent_colours(out[i], feats, image_of[i])
                 else:
                     for i, (text, conf) in zip(
                         rows, ask_task.answer(self.checkpoint, embeds, batch_qs, settings), strict=True
@@ -363,6 +365,22 @@ class Blip:
                                              pixels, weight=colours_task.WEIGHT if weighs else 0.0)
         if found is not None:
             result.answer, result.confidence = found[0], found[1]
+
+    def _drop_absent_colours(self, result: AnswerResult, feats: ImageFeatures, image: int) -> None:
+        """A choice between colours ("is it red or blue?"): a colour no pixel of the picture has is not
+        the answer while one offered colour is there."""
+        pixels = feats.thumbnails.get(image)
+        scores = result.scores or {}
+        if pixels is None or len(scores) < 2 or any(colours_task.colour_word(c) is None for c in scores):
+            return
+        present = {c: p for c, p in scores.items()
+                   if not colours_task.absent(pixels, colours_task.colour_word(c) or c)}
+        if not present or len(present) == len(scores):
+            return
+        total = sum(present.values()) or 1.0
+        result.scores = {c: present.get(c, 0.0) / total for c in scores}
+        best = max(result.scores, key=result.scores.__getitem__)
+        result.answer, result.confidence = best, result.scores[best]
 
     # --- match --------------------------------------------------------------------------------
     def match(
