@@ -345,7 +345,7 @@ class Blip:
         presence = colours_task.colour_presence(result.question) if answer in ("yes", "no") else None
         if presence is not None:
             colour, negated = presence
-            if colours_task.absent(pixels, colour):
+            if colour not in colours_task.present(pixels):
                 said = "yes" if negated else "no"
                 sure = colours_task.ABSENT_CONFIDENCE
                 agreed = said == answer and result.confidence is not None
@@ -358,7 +358,7 @@ class Blip:
         if not colours_task.is_colour_question(result.question) or colour is None:
             return
         weighs = colours_task.weighs_regions(self.checkpoint)
-        if not weighs and not colours_task.absent(pixels, colour):
+        if not weighs and colour in colours_task.present(pixels):
             return
         row = feats.row_of(image)
         found = colours_task.grounded_colour(self.checkpoint, feats.embeds[row : row + 1], result.question,
@@ -373,8 +373,8 @@ class Blip:
         scores = result.scores or {}
         if pixels is None or len(scores) < 2 or any(colours_task.colour_word(c) is None for c in scores):
             return
-        present = {c: p for c, p in scores.items()
-                   if not colours_task.absent(pixels, colours_task.colour_word(c) or c)}
+        there = colours_task.present(pixels)
+        present = {c: p for c, p in scores.items() if colours_task.colour_word(c) in there}
         if not present or len(present) == len(scores):
             return
         total = sum(present.values()) or 1.0

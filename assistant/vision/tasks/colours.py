@@ -28,6 +28,7 @@ import torch
 
 from assistant.vision.io import THUMBNAIL_SIDE
 from assistant.vision.runtime.checkpoint import Checkpoint
+from assistant.vision.runtime.encoding import tokenize
 from assistant.vision.tasks.ask import rank_answers
 
 # What a colour answer can be; "grey" is read as "gray".
@@ -79,10 +80,15 @@ def colour_presence(question: str) -> tuple[str, bool] | None:
     return colour, bool(m.group("neg") or m.group("neg2"))
 
 
-def absent(pixels: np.ndarray, colour: str) -> bool:
-    """Whether (almost) no pixel of the picture could be called ``colour``."""
-    share = float(memberships(pixels)[..., COLOURS.index(colour)].mean())
-    return share < ABSENT_SHARE
+def present(pixels: np.ndarray) -> frozenset[str]:
+    """The colours the picture has: those that more than :data:`ABSENT_SHARE` of its pixels could be
+    called."""
+    return _present(memberships(pixels))
+
+
+def _present(named: np.ndarray) -> frozenset[str]:
+    shares = named.mean(axis=(0, 1))
+    return frozenset(c for c, share in zip(COLOURS, shares.tolist(), strict=True) if share >= ABSENT_SHARE)
 
 
 def memberships(pixels: np.ndarray) -> np.ndarray:
@@ -168,7 +174,11 @@ def _region(attention: list[torch.Tensor], ids: torch.Tensor, ckpt: Checkpoint) 
 
 def colour_shares(region: np.ndarray, pixels: np.ndarray) -> dict[str, float]:
     """The share of the region's weight on pixels that could be called by each colour."""
-    shares = (memberships(pixels) * region[..., None]).sum(axis=(0, 1))
+    return _shares(region, memberships(pixels))
+
+
+def _shares(region: np.ndarray, named: np.ndarray) -> dict[str, float]:
+    shares = (named * region[..., None]).sum(axis=(0, 1))
     return dict(zip(COLOURS, shares.tolist(), strict=True))
 
 
@@ -187,8 +197,6 @@ def grounded_colour(ckpt: Checkpoint, image_embeds: torch.Tensor, question: str,
     """The colour answer to ``question`` about one image (``image_embeds`` of shape (1, tokens, width),
     ``pixels`` its :func:`~assistant.vision.io.thumbnail`), its confidence and every colour's score;
     None when the model's image tokens give no region to look at."""
-    from assistant.vision.runtime.encoding import tokenize
-
     with _cross_attention(ckpt) as attention:
         scores = rank_answers(ckpt, image_embeds, [question], list(COLOURS))[0]
     if not attention:
@@ -197,13 +205,14 @@ def grounded_colour(ckpt: Checkpoint, image_embeds: torch.Tensor, question: str,
     region = _region(attention, ids[0], ckpt)
     if region is None:
         return None
-    shares = colour_shares(region, pixels)
+    named = memberships(pixels)
+    shares = _shares(region, named)
     combined = torch.tensor([np.log(max(scores[c], 1e-9)) + weight * np.log(shares[c] + FLOOR)
                              for c in COLOURS], dtype=torch.float64)
     # A colour no pixel of the picture has is never the answer, as "is there a blue ...?" is "no" then.
-    anywhere = torch.from_numpy(memberships(pixels).mean(axis=(0, 1))) >= ABSENT_SHARE
-    if anywhere.any():
-        combined = combined.masked_fill(~anywhere, float("-inf"))
+    there = _present(named)
+    if there:
+        combined = combined.masked_fill(torch.tensor([c not in there for c in COLOURS]), float("-inf"))
     probs = torch.softmax(combined, dim=0).tolist()
     best = int(np.argmax(probs))
     return COLOURS[best], probs[best], dict(zip(COLOURS, probs, strict=True))
