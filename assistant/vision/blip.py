@@ -346,13 +346,15 @@ class Blip:
         if presence is not None:
             colour, negated = presence
             if colour not in colours_task.present(pixels):
-                said = "yes" if negated else "no"
-                sure = colours_task.ABSENT_CONFIDENCE
-                agreed = said == answer and result.confidence is not None
-                result.answer, result.confidence = said, max(sure, result.confidence) if agreed else sure
-                if result.scores is not None:
-                    other = "no" if said == "yes" else "yes"
-                    result.scores = {said: result.confidence, other: 1.0 - result.confidence}
+                _settle(result, "yes" if negated else "no", colours_task.ABSENT_CONFIDENCE)
+                return
+            thing = colours_task.thing_colour_question(result.question)
+            if thing is None or not colours_task.weighs_regions(self.checkpoint):
+                return
+            row = feats.row_of(image)
+            found = colours_task.grounded_colour(self.checkpoint, feats.embeds[row : row + 1], thing, pixels)
+            if found is not None and found[0] == colour and found[1] >= colours_task.SEEN_CONFIDENCE:
+                _settle(result, "no" if negated else "yes", found[1])
             return
         colour = colours_task.colour_word(answer)
         if not colours_task.is_colour_question(result.question) or colour is None:
@@ -468,3 +470,14 @@ class Blip:
             yield self
         finally:
             torch.set_num_threads(before)
+
+
+def _settle(result: AnswerResult, said: str, sure: float) -> None:
+    """A yes/no the pixels settled: the answer ``said``, at least ``sure`` (more when the model agreed)."""
+    answer = (result.answer or "").strip().lower()
+    agreed = said == answer and result.confidence is not None
+    result.answer, result.confidence = said, max(sure, result.confidence) if agreed else sure
+    if result.scores is not None:
+        other = "no" if said == "yes" else "yes"
+        result.scores = {said: result.confidence, other: 1.0 - result.confidence}
+

@@ -45,13 +45,18 @@ FLOOR = 0.003
 # 9,216 pixels, more than the stray pixels of shape edges and JPEG noise.
 ABSENT_SHARE = 0.002
 ABSENT_CONFIDENCE = 0.95
+# When the picture does have the colour, "is there a red car?" is "yes" if "what color is the car?",
+# answered where that question looks (:func:`grounded_colour`), is red this surely. Chosen on 1,200
+# easy-vqa **train** presence questions: 90.8% right before, 99.3% with this (99.2-99.3% from 0.3 to 0.95).
+SEEN_CONFIDENCE = 0.8
 
 _QUESTION = re.compile(r"\bcolou?rs?\b", re.IGNORECASE)
 _ARTICLE = r"(?:an? |any |some )?"
 _PRESENCE = re.compile(
     rf"^(?:is|are) there (?P<neg>not |no )?{_ARTICLE}(?P<colour>\w+)\b"
     rf"|^(?:does|do) (?:the |this )?(?:image|picture|photo) (?P<neg2>not )?(?:contain|have|show) {_ARTICLE}"
-    r"(?P<colour2>\w+)\b",
+    r"(?P<colour2>\w+)\b"
+    rf"|^(?:is|are) (?P<neg3>not |no )?{_ARTICLE}(?P<colour3>\w+)\b(?=.*\b(?:present|visible)\b)",
     re.IGNORECASE,
 )
 
@@ -68,16 +73,36 @@ def colour_word(answer: str) -> str | None:
 
 
 def colour_presence(question: str) -> tuple[str, bool] | None:
-    """For "is there a red car?" ("are there any blue shapes", "does the image contain a gray shape?"):
+    """For "is there a red car?" ("are there any blue shapes", "does the image contain a gray shape?",
+    "is a red car visible?"):
     the colour asked about and whether the question is negated ("is there not a red car?"); None for
     any other question."""
     m = _PRESENCE.match(question.strip().lower())
     if m is None:
         return None
-    colour = colour_word(m.group("colour") or m.group("colour2") or "")
+    colour = colour_word(m.group("colour") or m.group("colour2") or m.group("colour3") or "")
     if colour is None:
         return None
-    return colour, bool(m.group("neg") or m.group("neg2"))
+    return colour, bool(m.group("neg") or m.group("neg2") or m.group("neg3"))
+
+
+# Words after the colour that name no thing ("is there any red in the picture?").
+_NOT_A_THING = frozenset({"in", "on", "at", "here", "there", "anywhere", "somewhere", "visible", "present",
+                          "color", "colour", "colors", "colours", "to", "or", "and", "the", "this", "that"})
+
+
+def thing_colour_question(question: str) -> str | None:
+    """For "is there a red car in the picture?": "what color is the car?", the question whose grounded
+    answer settles it when the picture has red; None when no thing follows the colour."""
+    text = question.strip().lower()
+    m = _PRESENCE.match(text)
+    if m is None or colour_presence(question) is None:
+        return None
+    thing = re.match(r"\s*([a-z]+)", text[m.end():])
+    if thing is None or thing.group(1) in _NOT_A_THING:
+        return None
+    word = thing.group(1)
+    return f"what color {'are' if word.endswith('s') and not word.endswith('ss') else 'is'} the {word}?"
 
 
 def present(pixels: np.ndarray) -> frozenset[str]:
