@@ -59,7 +59,8 @@ ACTIONS: tuple[Action, ...] = (
     Action("ask", "&Ask about the last image", "Ask a question about the last image described.",
            "Ctrl+Alt+Q", category="ask"),
     Action("repeat", "Repeat &last", "Say the last result again.", "Ctrl+Alt+L", category="speech"),
-    Action("stop", "S&top speaking", "Stop speaking at once.", "Ctrl+Alt+S", category="speech"),
+    Action("stop", "S&top speaking", "Stop speaking at once; a description or answer still being worked out "
+           "is not said.", "Ctrl+Alt+S", category="speech"),
     Action("history", "&History", "Open the list of earlier descriptions and answers.", category="window"),
     Action("settings", "S&ettings…", "Open the settings.", category="window"),
     Action("corrections", "Correct&ions…", "Open your corrected captions: edit, delete, export or import "

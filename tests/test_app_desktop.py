@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from desktop import running_app, sox_seconds
+from desktop import app_env, running_app, sox_seconds
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.desktop
@@ -79,6 +79,31 @@ def test_presses_while_busy_never_fail_and_only_the_newest_is_answered(desktop, 
         described = [u for u in app.utterances()[before:] if u["action"] == "describe-screen"]
         assert 1 <= len(described) <= 3, described  # superseded requests are dropped, not queued up
         assert not [u for u in app.utterances() if "did not work" in u["text"] or "failed" in u["text"]]
+        app.check_alive()
+        assert app.quit() == 0
+    viewer.terminate()
+
+
+def test_stop_pressed_while_the_model_runs_keeps_the_description_unsaid(desktop, tmp_path: Path,
+                                                                        tiny_models) -> None:
+    """Ctrl+Alt+D, then Ctrl+Alt+S while the (slowed) model still works: nothing of that description is
+    ever said, and the next press is answered as usual."""
+    from test_reliability_faults import _with_faults
+
+    viewer, _ = desktop.show_image(_photo(tmp_path), "A photo", 140, 60)
+    time.sleep(0.3)
+    env = _with_faults(app_env(desktop, tmp_path, BLIP_ASSISTANT_LOG_LEVEL="INFO"), "slow-model")
+    with running_app(desktop, tmp_path, "--model", str(tiny_models["builtin"]), env=env) as app:
+        before = len(app.utterances())
+        desktop.xdotool("key", "ctrl+alt+d")
+        time.sleep(0.8)  # captured and in the model (2 s more here)
+        assert app.log_text().count("action describe-screen") == 1
+        desktop.xdotool("key", "ctrl+alt+s")
+        time.sleep(3.5)  # past the moment the model finished
+        assert app.log_text().count("action stop") == 1
+        assert not [u for u in app.utterances()[before:] if u["action"] == "describe-screen"]
+        desktop.xdotool("key", "ctrl+alt+d")
+        app.wait_said(lambda u: u["action"] == "describe-screen", 30, "the next description", after=before)
         app.check_alive()
         assert app.quit() == 0
     viewer.terminate()

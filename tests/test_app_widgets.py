@@ -136,11 +136,47 @@ def test_every_registry_action_is_handled(qtbot, worker, tmp_path: Path) -> None
     controller.quitRequested.connect(lambda: quits.append(True))
     for action in actions.ACTIONS:
         controller.run_action(action.id, [])
+    controller.run_action("describe-pointer", [])  # "stop" in the loop dropped the descriptions before it
     qtbot.waitUntil(lambda: any(a == "describe-pointer" for _, a in controller.speaker.said), timeout=30_000)
     assert set(windows) == {"ask", "history", "settings", "guide", "corrections", "about",
                             "delete-data"} and quits == [True]
     assert controller.speaker.stops == 1
     assert not any("did not work" in text for text, _ in controller.speaker.said)
+
+
+def test_stop_drops_the_description_being_worked_out(qtbot, worker, tmp_path: Path) -> None:
+    """Stop while the model runs: the answer, when the model is done, is not said; the next press is."""
+    import time
+
+    describe = worker.describer.describe
+
+    def slow(*args: Any, **kwargs: Any) -> Any:
+        time.sleep(0.8)
+        return describe(*args, **kwargs)
+
+    worker.describer.describe = slow
+    controller = _controller(worker, tmp_path, Image.effect_noise((64, 48), 60).convert("RGB"))
+    dropped: list[int] = []
+    worker.superseded.connect(dropped.append)
+    controller.run_action("describe-screen", [])
+    qtbot.waitUntil(lambda: worker.busy and worker._running is not None, timeout=5_000)
+    controller.run_action("stop", [])
+    qtbot.waitUntil(lambda: not worker.busy, timeout=10_000)
+    qtbot.wait(100)
+    assert len(dropped) == 1 and controller.speaker.stops == 1
+    assert not [text for text, action in controller.speaker.said if action == "describe-screen"]
+    assert controller.last is None  # nothing of it kept either: the user stopped it
+    # waiting, not yet started: dropped at once too
+    controller.run_action("describe-screen", [])
+    controller.run_action("describe-window", [])
+    controller.run_action("stop", [])
+    qtbot.waitUntil(lambda: not worker.busy, timeout=10_000)
+    qtbot.wait(100)
+    assert not [text for text, action in controller.speaker.said if (action or "").startswith("describe-")]
+    worker.describer.describe = describe
+    with qtbot.waitSignal(worker.described, timeout=30_000):
+        controller.run_action("describe-screen", [])
+    qtbot.waitUntil(lambda: any(a == "describe-screen" for _, a in controller.speaker.said), timeout=5_000)
 
 
 def test_blank_capture_is_said_without_the_model(qtbot, worker, tmp_path: Path) -> None:

@@ -138,6 +138,7 @@ def test_stop_ends_the_ticks_and_the_setting_silences_them(qtbot, slow_app) -> N
     qtbot.wait(1200)
     assert _heard(folder) == ["captured", "working"]
     qtbot.waitUntil(lambda: not controller.worker.busy, timeout=10_000)
+    assert not controller.speaker.said  # the stopped description is not said when the model is done
 
     controller.settings.update({"speech.earcons": False})
     delay[0] = 1.3

@@ -165,8 +165,15 @@ class Controller(QObject):
 
     # --- describing ---------------------------------------------------------------------------
     def _stop(self) -> None:
+        """Silence now, and nothing said later of what was asked before: a description or text still
+        being worked out is dropped, as is the text part waiting behind a caption."""
         self._stop_sounds()
+        self.worker.cancel()
+        self.ocr.cancel()
+        self._screen_parts.clear()
         self.speaker.stop()
+        if self.worker.is_ready:
+            self.status.emit("Ready")
 
     def _stop_sounds(self) -> None:
         self._working.stop()

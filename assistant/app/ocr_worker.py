@@ -41,6 +41,7 @@ class OcrWorker(QObject):
         self._cond = threading.Condition()
         self._pending: TextRequest | None = None
         self._running: TextRequest | None = None
+        self._cancelled = 0  # the id of a running request whose text Stop dropped
         self._closing = False
         self._thread: threading.Thread | None = None
 
@@ -61,6 +62,15 @@ class OcrWorker(QObject):
         if dropped is not None:
             self.superseded.emit(dropped.id)
         return request.id
+
+    def cancel(self) -> None:
+        """Stop: the waiting request is dropped and the running one's text is not given."""
+        with self._cond:
+            dropped, self._pending = self._pending, None
+            if self._running is not None:
+                self._cancelled = self._running.id
+        if dropped is not None:
+            self.superseded.emit(dropped.id)
 
     def close(self, timeout: float = 5.0) -> bool:
         with self._cond:
@@ -90,4 +100,8 @@ class OcrWorker(QObject):
                 result = TextResult(image=request.label, error=f"Reading the text failed: {exc}")
             with self._cond:
                 self._running = None
-            self.read.emit(request.id, result)
+                cancelled = self._cancelled == request.id
+            if cancelled:
+                self.superseded.emit(request.id)
+            else:
+                self.read.emit(request.id, result)

@@ -50,6 +50,7 @@ class VisionWorker(QObject):
         self._cond = threading.Condition()
         self._pending: Request | None = None
         self._running: Request | None = None
+        self._cancelled = 0  # the id of a running request whose answer Stop dropped
         self._closing = False
         self.load_error: str | None = None  # set when loading failed: requests are then answered with it
         self._thread = threading.Thread(target=self._run, name="vision-worker", daemon=True)
@@ -79,6 +80,16 @@ class VisionWorker(QObject):
         if dropped is not None:
             self.superseded.emit(dropped.id)
         return request.id
+
+    def cancel(self) -> None:
+        """Stop: the waiting request is dropped, and the running one's answer will not be given (the
+        model cannot be interrupted mid-pass, but nothing of it is said after the user asked for silence)."""
+        with self._cond:
+            dropped, self._pending = self._pending, None
+            if self._running is not None:
+                self._cancelled = self._running.id
+        if dropped is not None:
+            self.superseded.emit(dropped.id)
 
     def is_current(self, request_id: int) -> bool:
         """False once a newer request came in: its answer would be about an image the user moved on from."""
@@ -129,7 +140,7 @@ class VisionWorker(QObject):
                                      error_code="internal_error")
             with self._cond:
                 self._running = None
-                current = self._pending is None
+                current = self._pending is None and self._cancelled != request.id
             if current:
                 self.described.emit(request.id, result)
             else:

@@ -4,7 +4,9 @@ breaks one part of the real app the way a user's machine breaks it, named in BLI
 
 - ``no-espeak``: the espeak-ng library cannot be loaded (pyttsx3 finds it missing, as on a machine
   without the package);
-- ``capture-denied``: the OS refuses screen capture (mss cannot open the display: permission denied).
+- ``capture-denied``: the OS refuses screen capture (mss cannot open the display: permission denied);
+- ``slow-model``: every description takes 2 s more, as on an old laptop with a large model (a Stop
+  pressed meanwhile lands while the model runs).
 """
 
 import os
@@ -32,3 +34,16 @@ if "capture-denied" in _FAULTS:
             raise PermissionError(13, "Permission denied", os.environ.get("DISPLAY", ""))
 
     mss.MSS = _Denied
+
+if "slow-model" in _FAULTS:
+    import time
+
+    from assistant.describe import Describer  # Qt-free and torch-free until load()
+
+    _real_describe = Describer.describe
+
+    def _slow_describe(self, *args, **kwargs):
+        time.sleep(2.0)
+        return _real_describe(self, *args, **kwargs)
+
+    Describer.describe = _slow_describe
