@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -126,9 +127,10 @@ class Describer:
             print(f"warning: {message}", file=sys.stderr)
 
     def describe(self, image: Any, label: str | None = None, detail: str = "brief",
-                 not_blank: bool = False) -> Description:
+                 not_blank: bool = False, should_stop: Callable[[], bool] | None = None) -> Description:
         """Describe one image (a path, bytes, a PIL image or an array). Never raises for a bad image:
-        the Description carries the error, in words for the user.
+        the Description carries the error, in words for the user. ``should_stop``, asked between
+        decoding steps, ends the work early with :class:`~assistant.vision.errors.Interrupted`.
 
         An image with nothing on it (all black, one colour: a screen curtain, a locked screen, a
         protected video) is said to be so, and never goes to the model, which would invent a scene."""
@@ -148,7 +150,9 @@ class Describer:
         blank = None if not_blank else blank_reason(picture, subject="The image")
         if blank is not None:
             return Description(image=label, text=blank, seconds=time.perf_counter() - started)
-        with self._lock:
+        from assistant.vision.runtime.interrupt import interruptible
+
+        with self._lock, interruptible(should_stop):
             # One vision pass gives the caption, its ITM score and the backbone classifier's labels, and
             # assistant.honesty turns them into a calibrated confidence and words that follow it: a
             # plain statement, "Probably ...", or "I can't tell what this is" rather than a made-up scene.
@@ -165,12 +169,20 @@ class Describer:
         out.text = result.sentence
         return out
 
-    def ask(self, image: Any, question: str, label: str | None = None) -> Answer:
+    def ask(self, image: Any, question: str, label: str | None = None,
+            should_stop: Callable[[], bool] | None = None) -> Answer:
         """Answer one question, as people say it, about one image (:mod:`assistant.conversation`); the
-        ``text`` is the answer as it is spoken. Never raises for a bad image or question."""
+        ``text`` is the answer as it is spoken. Never raises for a bad image or question; ``should_stop``
+        as for :meth:`describe`."""
         from assistant.conversation import answer
 
-        return answer(self, image, question, label)
+        if should_stop is None:
+            return answer(self, image, question, label)
+        self.load()
+        from assistant.vision.runtime.interrupt import interruptible
+
+        with interruptible(should_stop):
+            return answer(self, image, question, label)
 
     def ask_model(self, image: Any, question: str, choices: list[str] | None = None) -> Any:
         """The model's own answer (an AnswerResult), from the kept features when ``image`` is the last one.

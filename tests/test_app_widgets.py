@@ -179,6 +179,47 @@ def test_stop_drops_the_description_being_worked_out(qtbot, worker, tmp_path: Pa
     qtbot.waitUntil(lambda: any(a == "describe-screen" for _, a in controller.speaker.said), timeout=5_000)
 
 
+def test_a_newer_request_ends_the_running_one_between_tokens(qtbot, worker) -> None:
+    """Decoding steps slowed to 60 ms (a large model's pace): the second press does not wait for the
+    first description to finish; the first is ended at its next step and never answered."""
+    import time
+
+    from assistant.vision.errors import Interrupted
+
+    describe = worker.describer.describe
+    outcomes: list[str] = []
+
+    def slow_steps(*args: Any, should_stop: Any = None, **kwargs: Any) -> Any:
+        def slower() -> bool:
+            time.sleep(0.06)
+            return should_stop()
+        try:
+            result = describe(*args, should_stop=slower, **kwargs)
+        except Interrupted:
+            outcomes.append("ended")
+            raise
+        outcomes.append("done")
+        return result
+
+    worker.describer.describe = slow_steps
+    answered: list[int] = []
+    dropped: list[int] = []
+    worker.described.connect(lambda rid, _d: answered.append(rid))
+    worker.superseded.connect(dropped.append)
+    image = Image.effect_noise((64, 48), 60).convert("RGB")
+    first = worker.submit(Request(image=image, label="first", detail="detailed"))
+    qtbot.waitUntil(lambda: worker._running is not None, timeout=5_000)
+    qtbot.wait(150)  # in its decoding
+    pressed = time.perf_counter()
+    second = worker.submit(Request(image=image, label="second"))
+    qtbot.waitUntil(lambda: second in answered, timeout=30_000)
+    assert outcomes[0] == "ended" and outcomes[-1] == "done"
+    assert dropped == [first] and answered == [second]
+    # the first stopped within a step: the second took about its own time, not the rest of the first
+    assert time.perf_counter() - pressed < 0.06 * 40, time.perf_counter() - pressed
+    worker.describer.describe = describe
+
+
 def test_blank_capture_is_said_without_the_model(qtbot, worker, tmp_path: Path) -> None:
     controller = _controller(worker, tmp_path, Image.new("RGB", (800, 600)))
     submitted: list[Any] = []

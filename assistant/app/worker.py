@@ -17,6 +17,8 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
+from assistant.vision.errors import Interrupted  # torch-free
+
 log = logging.getLogger(__name__)
 
 
@@ -125,13 +127,22 @@ class VisionWorker(QObject):
                     return
                 request, self._pending = self._pending, None
                 self._running = request
+            # A newer request or Stop ends this one between decoding steps instead of after them: with
+            # BLIP-large the next description would otherwise wait seconds for one nobody will hear.
+            def unwanted(rid: int = request.id) -> bool:
+                with self._cond:
+                    return self._pending is not None or self._cancelled == rid or self._closing
+
             try:
                 if request.kind == "ask":
-                    result = self.describer.ask(request.image, request.question, label=request.label)
+                    result = self.describer.ask(request.image, request.question, label=request.label,
+                                                should_stop=unwanted)
                 else:
                     result = self.describer.describe(request.image, label=request.label,
                                                      not_blank=request.not_blank,
-                                                     detail=request.detail)
+                                                     detail=request.detail, should_stop=unwanted)
+            except Interrupted:
+                result = None
             except Exception as exc:  # a bug in one description must not end the worker
                 log.exception("description failed")
                 from assistant.describe import Description
@@ -140,7 +151,7 @@ class VisionWorker(QObject):
                                      error_code="internal_error")
             with self._cond:
                 self._running = None
-                current = self._pending is None and self._cancelled != request.id
+                current = result is not None and self._pending is None and self._cancelled != request.id
             if current:
                 self.described.emit(request.id, result)
             else:

@@ -14,6 +14,7 @@ from assistant.vision import defaults
 from assistant.vision.errors import VisionError
 from assistant.vision.io import ImageInput, expand_sources
 from assistant.vision.results import AnswerResult, CaptionResult, DescriptionResult, MatchResult
+from assistant.vision.runtime import interrupt
 from assistant.vision.runtime.checkpoint import Checkpoint, load_checkpoint
 from assistant.vision.runtime.encoding import ImageFeatures, batched, check_text, encode_images
 from assistant.vision.runtime.resolve import resolve_checkpoint
@@ -95,6 +96,10 @@ class Blip:
     def __init__(self, checkpoint: Checkpoint) -> None:
         self.checkpoint = checkpoint
         self.batch_size = defaults.BATCH_SIZE
+        vision = getattr(checkpoint.model, "vision_model", None)
+        layers = getattr(getattr(vision, "encoder", None), "layers", None)
+        if layers is not None:  # a Salesforce ViT: its layers are most of a description's time
+            interrupt.watch_layers(layers)
 
     def __repr__(self) -> str:
         c = self.checkpoint

@@ -64,3 +64,11 @@ class DataError(VisionError):
 
     code = "bad_data"
 
+
+class Interrupted(Exception):
+    """The caller stopped wanting this answer while it was worked out (the user pressed Stop, or asked
+    for another picture): not an error, nothing to report. Raised between decoding steps by
+    :func:`assistant.vision.tasks.generation.interruptible`."""
+
+    code = "interrupted"
+

@@ -10,7 +10,16 @@ from transformers import LogitsProcessor, LogitsProcessorList
 
 from assistant.vision import defaults
 from assistant.vision.defaults import DECODINGS, Decoding
+from assistant.vision.runtime import interrupt
 from assistant.vision.runtime.checkpoint import Checkpoint
+
+
+class _AskToGoOn(LogitsProcessor):
+    """Before each token: :func:`~assistant.vision.runtime.interrupt.check`."""
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        interrupt.check()
+        return scores
 
 
 @dataclass(frozen=True)
@@ -117,6 +126,9 @@ def _decode(ckpt: Checkpoint, input_ids: torch.Tensor, states: torch.Tensor, sta
     kwargs["max_new_tokens"] = most = min(int(kwargs["max_new_tokens"]), room)
     least = min(int(kwargs.pop("min_new_tokens")), most)
     processors = LogitsProcessorList()
+    if interrupt.asker() is not None:  # Stop or a newer request ends the decoding between tokens
+        interrupt.check()
+        processors.append(_AskToGoOn())
     if settings.no_repeat_words:
         processors.append(NoRepeatedWords(content_word_mask(ckpt).to(input_ids.device), input_ids.shape[1]))
     if least > 0:
