@@ -16,6 +16,8 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
+from assistant.app.worker import Cancellable
+
 log = logging.getLogger(__name__)
 
 
@@ -28,7 +30,7 @@ class TextRequest:
     context: dict[str, Any] = field(default_factory=dict)  # what the controller needs to answer it
 
 
-class OcrWorker(QObject):
+class OcrWorker(QObject, Cancellable):
     read = Signal(int, object)  # request id, assistant.ocr.TextResult
     superseded = Signal(int)
 
@@ -62,15 +64,6 @@ class OcrWorker(QObject):
         if dropped is not None:
             self.superseded.emit(dropped.id)
         return request.id
-
-    def cancel(self) -> None:
-        """Stop: the waiting request is dropped and the running one's text is not given."""
-        with self._cond:
-            dropped, self._pending = self._pending, None
-            if self._running is not None:
-                self._cancelled = self._running.id
-        if dropped is not None:
-            self.superseded.emit(dropped.id)
 
     def close(self, timeout: float = 5.0) -> bool:
         with self._cond:

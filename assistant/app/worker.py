@@ -36,7 +36,27 @@ class Request:
     not_blank: bool = False  # a capture, already found not blank (black, one colour) when it was taken
 
 
-class VisionWorker(QObject):
+class Cancellable:
+    """Stop for a worker that runs one request at a time and keeps at most one waiting (its ``_cond``,
+    ``_pending``, ``_running``, ``_cancelled`` and ``superseded`` signal): the waiting request is dropped,
+    and the running one's answer is not given (its work ends at the next point that asks, if any)."""
+
+    _cond: threading.Condition
+    _pending: Any
+    _running: Any
+    _cancelled: int
+    superseded: Any
+
+    def cancel(self) -> None:
+        with self._cond:
+            dropped, self._pending = self._pending, None
+            if self._running is not None:
+                self._cancelled = self._running.id
+        if dropped is not None:
+            self.superseded.emit(dropped.id)
+
+
+class VisionWorker(QObject, Cancellable):
     loading = Signal(str)  # the model's name
     ready = Signal(str)
     loadFailed = Signal(str)  # a message for the user
@@ -82,16 +102,6 @@ class VisionWorker(QObject):
         if dropped is not None:
             self.superseded.emit(dropped.id)
         return request.id
-
-    def cancel(self) -> None:
-        """Stop: the waiting request is dropped, and the running one's answer will not be given (the
-        model cannot be interrupted mid-pass, but nothing of it is said after the user asked for silence)."""
-        with self._cond:
-            dropped, self._pending = self._pending, None
-            if self._running is not None:
-                self._cancelled = self._running.id
-        if dropped is not None:
-            self.superseded.emit(dropped.id)
 
     def is_current(self, request_id: int) -> bool:
         """False once a newer request came in: its answer would be about an image the user moved on from."""
