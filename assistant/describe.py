@@ -150,6 +150,7 @@ class Describer:
         blank = None if not_blank else blank_reason(picture, subject="The image")
         if blank is not None:
             return Description(image=label, text=blank, seconds=time.perf_counter() - started)
+        from assistant.personal.gate import gate_of
         from assistant.vision.runtime.interrupt import interruptible
 
         with self._lock, interruptible(should_stop):
@@ -159,7 +160,11 @@ class Describer:
             # A detailed description also lets an unsure caption compete with one decoded from the
             # classifier's label ("a cup of coffee ..."): one more decoding, only where the user asked
             # for more; a brief one keeps its speed and offers the label as "It might be ...".
+            # A personal model speaks where it says one of the user's words; elsewhere the base model
+            # describes, from the same features (assistant.personal.gate)
+            gate = gate_of(blip)
             result = blip.describe_signals(self._features(image, picture), ground=detail == "detailed",
+                                           recaption=(gate.speaks_for, gate.base) if gate else None,
                                            **DECODING_BY_DETAIL[detail])[0]
         out = Description(image=label, seconds=time.perf_counter() - started)
         if not result.ok:

@@ -173,7 +173,7 @@ def _eager(**kw):
     from assistant.personal.trainer import Recipe
 
     return Recipe(**{"steps": 8, "lr": 0.05, "min_gain": -0.99, "max_general_loss": 1e6,
-                     "checkpoint_every": 4, **kw})
+                     "checkpoint_every": 4, "user_words_min": 0, **kw})
 
 
 def _caption(model: Path, image: Image.Image) -> str:
@@ -230,6 +230,68 @@ def test_versions_switch_change_captions_and_damage_is_refused(
     from assistant.describe import Describer
 
     assert Describer(str(tiny_models["caption"])).load() is not None
+
+
+def test_user_words_are_repeated_new_content_words() -> None:
+    from assistant.personal.gate import user_words, uses
+
+    corrections = ["Biscuit on the blue sofa", "biscuit running in the garden", "Biscuit asleep.",
+                   "a man on a cliff", "the sofa by the window", "a sofa and a lamp", "a dog on a sofa"]
+    base = ["a dog lying on a couch", "a dog on the grass", "a dog sleeping", "a man climbing a rock",
+            "a room with a window", "a lamp in a room", "a dog on a sofa"]
+    # "biscuit" (3 corrections, never said by the base model); "sofa" is in 4 but the base model says it;
+    # "on", "a", "the" are function words; "cliff" is in one correction only
+    assert user_words(corrections, base) == ["biscuit"]
+    assert user_words(corrections, base, min_corrections=1) == ["asleep", "biscuit", "blue", "cliff",
+                                                                "garden", "running"]
+    assert uses("Two biscuits on a rug.", ["biscuit"]) and uses("BISCUIT runs", ["biscuit"])
+    assert not uses("a dog on a rug", ["biscuit"]) and not uses("", ["biscuit"])
+
+
+def test_the_personal_model_speaks_only_where_it_says_the_user_s_words(
+        home: Path, tiny_models: dict[str, Path]) -> None:
+    """A real (eager) personal version: with its user's words absent from what it says, the description
+    is the base model's, word for word; with one it says, its own; a version from before the gate (no
+    word list) speaks everywhere, as it did. Switching the words swaps weights, never copies them."""
+    from assistant.personal import trainer, versions
+
+    model = tiny_models["builtin"]
+    photo = Image.fromarray(np.random.default_rng(5).integers(0, 255, (40, 40, 3), dtype=np.uint8))
+    base_caption = _caption(model, photo)
+    _fill(6)
+    assert trainer.personalize(str(model), recipe=_eager(user_words_min=3)).version == 1
+    recipe_file = home / "personal" / "1" / versions.RECIPE_FILE
+    recipe = json.loads(recipe_file.read_text())
+    assert set(recipe["user_words"]) <= {"zebra", "purple", "moon"} and recipe["user_words"]
+
+    def with_words(words) -> str:  # type: ignore[no-untyped-def]
+        recipe_file.write_text(json.dumps({**recipe, "user_words": words}))
+        return _caption(model, photo)
+
+    personal = with_words(None)
+    assert personal != base_caption  # the version does change what is said
+    assert with_words([]) == base_caption  # no word of the user's: the base model describes it
+    assert with_words(["qqqq"]) == base_caption
+    spoken = [w for w in personal.lower().split() if w.isalpha() and len(w) > 3]
+    assert spoken and with_words(spoken[:1]) == personal  # it says one of them: its own caption
+
+    import torch
+
+    from assistant import vision
+    from assistant.personal.gate import gate_of
+
+    recipe_file.write_text(json.dumps({**recipe, "user_words": ["qqqq"]}))
+    blip = vision.load(str(model), "caption", fast=False)
+    versions.apply_active(blip, str(model))
+    gate = gate_of(blip)
+    params = list(gate._base)
+    assert any(not torch.equal(p.data, gate._base[p]) for p in params)  # merged: not the base weights
+    before = [p.data_ptr() for p in params]
+    with gate.base():
+        assert all(p.data_ptr() == gate._base[p].data_ptr() for p in params)
+    assert [p.data_ptr() for p in params] == before  # the same tensors back, not copies
+    recipe_file.write_text(json.dumps({**recipe, "user_words": "zebra"}))  # not a list: refused
+    assert _caption(model, photo) == base_caption
 
 
 RUNNER = textwrap.dedent("""

@@ -33,7 +33,7 @@ from typing import Any
 
 import torch
 
-from assistant.personal import adapters, versions
+from assistant.personal import adapters, gate, versions
 from assistant.personal.corrections import MIN_CORRECTIONS, CorrectionStore
 
 RUN_DIR = "run"
@@ -72,6 +72,9 @@ class Recipe:
     max_general_loss: float = 0.15  # general captions may become at most this much less likely per word
     novelty_boost: float = 4.0  # extra weight on the tokens that were new to the model (see novelty_weights)
     novelty_nll: float = 6.0
+    # a word of at least this many corrections, new to the base model, is the user's own: the personal
+    # model's caption is said only where it uses one (assistant.personal.gate); 0 says it everywhere
+    user_words_min: int = gate.MIN_CORRECTIONS
 
     def steps_for(self, views: int) -> int:
         if self.steps:
@@ -382,11 +385,16 @@ def personalize(
     general_held = _Set(general_embeds[g_held], [general_texts[i] for i in g_held])
 
     stop_if_asked()
+    held_said = _captions(blip, held.embeds)
     base_scores = {
         "held_nll": per_word_nll(ckpt, held),
         "general_nll": per_word_nll(ckpt, general_held),
-        "held_recall": word_recall(_captions(blip, held.embeds), held.texts),
+        "held_recall": word_recall(held_said, held.texts),
     }
+    # the user's own words: what the personal model will be trusted to say (assistant.personal.gate)
+    words = (gate.user_words([captions[i] for i in [*train_ids, *held_ids]],
+                             _captions(blip, train.embeds) + held_said, recipe.user_words_min)
+             if recipe.user_words_min else None) or None  # none new: it speaks everywhere, as before
     total = recipe.steps_for(len(train.texts))
     run_state = {"fingerprint": fingerprint, "model": model_name, "weights": weights,
                  "recipe": asdict(recipe), "total": total, "step": 0, "seconds": 0.0}
@@ -464,12 +472,16 @@ def personalize(
         version = versions.save(
             trained,
             {"base": model_name, "weights": weights, "rank": recipe.rank, "alpha": recipe.alpha,
-             "targets": recipe.targets,
+             "targets": recipe.targets, "user_words": words,
              "recipe": asdict(recipe), "corrections": len(items), "trained_on": len(train_ids),
              "created": time.time()},
             outcome.scores, activate=activate)
         outcome.version = version.number
         outcome.summary = f"Personal model {version.number} is ready and in use. " + outcome.summary
+        if words:
+            shown = ", ".join(words[:6]) + (" and more" if len(words) > 6 else "")
+            outcome.summary += (f" It describes the pictures where it says your words ({shown}); other "
+                                "pictures are described as before.")
     discard_run()
     _say(progress, outcome.summary, 1.0)
     return outcome

@@ -71,12 +71,23 @@ class Version:
         if weights_id(blip.checkpoint.path) != self.recipe.get("weights"):
             raise VersionError(f"personal model {self.number} was made for other weights of "
                                f"{self.base!r} (the model was updated); it is not used")
+        which = str(self.recipe.get("targets", "all"))
+        words = self.recipe.get("user_words")  # None: a version from before the gate speaks everywhere
+        if words is not None and not (isinstance(words, list) and all(isinstance(w, str) for w in words)):
+            raise VersionError(f"personal model {self.number} has an unreadable recipe; it is not used")
         try:
-            adapters.merge(model, self.tensors(), int(self.recipe["rank"]), float(self.recipe["alpha"]),
-                           str(self.recipe.get("targets", "all")))
+            tensors = self.tensors()
+            adapters.check(model, tensors, int(self.recipe["rank"]), which)
+            base = ({model.get_submodule(name).weight: model.get_submodule(name).weight.data.clone()
+                     for name in adapters.target_names(model, which)} if words is not None else None)
+            adapters.merge(model, tensors, int(self.recipe["rank"]), float(self.recipe["alpha"]), which)
         except (ValueError, KeyError) as exc:
             raise VersionError(f"personal model {self.number} does not fit {self.base!r}: {exc}") from None
         blip.checkpoint.extras["personal"] = self.number
+        if base is not None:
+            from assistant.personal.gate import Gate
+
+            blip.checkpoint.extras["personal_gate"] = Gate(list(words), base)
 
 
 def weights_id(path: str | os.PathLike[str]) -> str:

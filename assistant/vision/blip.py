@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 import numpy as np
@@ -176,6 +176,7 @@ class Blip:
         calibration: Any = None,
         batch_size: int | None = None,
         progress: Any = None,
+        recaption: tuple[Callable[[str], bool], Callable[[], AbstractContextManager[Any]]] | None = None,
         **generation: Any,
     ) -> list[DescriptionResult]:
         """Caption each image and say how far to trust it: one vision pass gives the caption and its token
@@ -189,7 +190,10 @@ class Blip:
         (:func:`assistant.honesty.best_caption`). It is off by default: on the held-out sets it changed
         what is said by less than 0.1 point of hallucination and cost one more decoding per unsure image
         (``tests/benchmarks/hallucination.py``, ``describe_speed.py``). ``generation`` keywords are
-        :class:`GenerationSettings` fields, as for :meth:`caption`.
+        :class:`GenerationSettings` fields, as for :meth:`caption`. ``recaption`` = ``(keep, context)``: a
+        caption that ``keep`` refuses is decoded again inside ``context()`` (other weights, the same vision
+        features), before anything else is computed from it (a personal model's gate:
+        :mod:`assistant.personal.gate`).
         """
         from assistant import honesty
 
@@ -208,7 +212,7 @@ class Blip:
                 out[i].fail(exc)
             if feats.rows:
                 try:
-                    self._fill_signals(feats, out, settings, itm_model, images, cal, ground)
+                    self._fill_signals(feats, out, settings, itm_model, images, cal, ground, recaption)
                 except VisionError as exc:
                     for i in feats.rows:
                         out[i].fail(exc)
@@ -226,11 +230,20 @@ class Blip:
         return [None if s != s else float(s) for s in itm_model.match_pairs(other, texts)]
 
     def _fill_signals(self, feats: ImageFeatures, out: list[DescriptionResult], settings: GenerationSettings,
-                      itm_model: Blip | None, images: Images, cal: Any, ground: bool) -> None:
+                      itm_model: Blip | None, images: Images, cal: Any, ground: bool,
+                      recaption: Any = None) -> None:
         from assistant import honesty
 
         rows = list(feats.rows)
         captions = caption_task.caption_embeds(self.checkpoint, feats.embeds, settings)
+        if recaption is not None:
+            keep, context = recaption
+            again = [k for k, (text, _) in enumerate(captions) if not keep(text)]
+            if again:
+                with context():
+                    redone = caption_task.caption_embeds(self.checkpoint, feats.embeds[again], settings)
+                for k, caption in zip(again, redone, strict=True):
+                    captions[k] = caption
         texts = [text for text, _ in captions]
         itms = self._itm_of(feats, rows, texts, itm_model, images)
         for i, (text, conf), itm in zip(rows, captions, itms, strict=True):

@@ -102,7 +102,14 @@ def _daquar_path(image_id: int) -> str:
 
 
 def _captions(blip, paths: list[str]) -> list[str]:
-    return [r.caption or "" for r in blip.caption(paths, decoding="greedy", max_new_tokens=20, batch_size=16)]
+    """As a description says them: with a personal version, its captions where they use one of the
+    user's words and the base model's elsewhere (assistant.personal.gate)."""
+    from assistant.personal.gate import captions
+
+    out: list[str] = []
+    for start in range(0, len(paths), 16):
+        out += captions(blip, paths[start:start + 16], decoding="greedy", max_new_tokens=20)
+    return out
 
 
 def _cider(preds: list[str], refs: list[list[str]]) -> float:
@@ -156,7 +163,8 @@ def run_names(args: argparse.Namespace) -> dict:
     personal, applied = _versions_blip()
     result: dict = {"seed": args.seed, "outcome": outcome.to_dict(), "seconds_to_accepted": round(seconds, 1),
                     "load_before": load_before, "load_after": load_after, "cpus": os.cpu_count(),
-                    "applied_version": getattr(applied, "number", None)}
+                    "applied_version": getattr(applied, "number", None),
+                    "user_words": getattr(applied, "recipe", {}).get("user_words")}
     pers_dog = _captions(personal, [_path(i) for i in dogs])
     pers_other = _captions(personal, [_path(i) for i in others])
     said = lambda caps: sum(NAME.lower() in c.lower() for c in caps) / max(len(caps), 1)  # noqa: E731
@@ -190,6 +198,7 @@ def run_world(args: argparse.Namespace) -> dict:
     pers_caps = _captions(personal, paths)
     result = {"outcome": outcome.to_dict(), "seconds": round(seconds, 1), "load": os.getloadavg(),
               "applied_version": getattr(applied, "number", None), "test_rooms": len(test_ids),
+              "user_words": getattr(applied, "recipe", {}).get("user_words"),
               "cider_base": _cider(base_caps, refs), "cider_personal": _cider(pers_caps, refs),
               "examples": [{"reference": r[0], "base": b, "personal": p}
                            for r, b, p in zip(refs[:5], base_caps[:5], pers_caps[:5], strict=True)]}
