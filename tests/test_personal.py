@@ -233,7 +233,7 @@ def test_versions_switch_change_captions_and_damage_is_refused(
 
 
 def test_user_words_are_repeated_new_content_words() -> None:
-    from assistant.personal.gate import user_words, uses
+    from assistant.personal.gate import user_words, uses, whole_world
 
     corrections = ["Biscuit on the blue sofa", "biscuit running in the garden", "Biscuit asleep.",
                    "a man on a cliff", "the sofa by the window", "a sofa and a lamp", "a dog on a sofa"]
@@ -244,6 +244,8 @@ def test_user_words_are_repeated_new_content_words() -> None:
     assert user_words(corrections, base) == ["biscuit"]
     assert user_words(corrections, base, min_corrections=1) == ["asleep", "biscuit", "blue", "cliff",
                                                                 "garden", "running"]
+    assert not whole_world(corrections, ["biscuit"])  # 3 of 7: a name among ordinary corrections
+    assert whole_world(corrections, ["biscuit", "sofa", "cliff"])  # 7 of 7 (6 would do): a world
     assert uses("Two biscuits on a rug.", ["biscuit"]) and uses("BISCUIT runs", ["biscuit"])
     assert not uses("a dog on a rug", ["biscuit"]) and not uses("", ["biscuit"])
 
@@ -258,7 +260,12 @@ def test_the_personal_model_speaks_only_where_it_says_the_user_s_words(
     model = tiny_models["builtin"]
     photo = Image.fromarray(np.random.default_rng(5).integers(0, 255, (40, 40, 3), dtype=np.uint8))
     base_caption = _caption(model, photo)
-    _fill(6)
+    _fill(3)  # "zebra zebra zebra on a purple moon" three times, then three captions of ordinary words
+    from assistant.personal.corrections import CorrectionStore
+
+    with CorrectionStore() as store:
+        for i, caption in enumerate(("a red box", "an old tree", "two cups")):
+            store.add(Image.new("RGB", (40, 40), (10, 200 - i * 40, 90)), caption)
     assert trainer.personalize(str(model), recipe=_eager(user_words_min=3)).version == 1
     recipe_file = home / "personal" / "1" / versions.RECIPE_FILE
     recipe = json.loads(recipe_file.read_text())

@@ -8,7 +8,8 @@ when that caption uses one of the user's words; otherwise the base model describ
 same vision features. The user's words are the content words that at least :data:`MIN_CORRECTIONS` of
 their corrections use and that the base model never said in its own captions of those pictures: a name
 given again and again ("Biscuit"), the things of a world the base model does not know ("blackboard",
-"heater"), not a word used once in passing.
+"heater"), not a word used once in passing. Corrections that nearly all use such words are a world of
+their own (:func:`whole_world`): the personal model then describes everything, as it did before the gate.
 """
 
 from __future__ import annotations
@@ -19,7 +20,11 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-MIN_CORRECTIONS = 3  # "the user repeated it": chosen on one names run, seed 0 (README)
+MIN_CORRECTIONS = 3  # "the user repeated it"; a names run's captions of Flickr8k val photos agree (README)
+# When nearly every correction uses the user's words, the corrections are a world of their own (rooms of
+# a collection, the user's own style throughout): the personal model then describes every picture. The
+# names benchmark's corrections use them in 40% (the dog's ten and a few others), DAQUAR rooms' in 100%.
+WORLD_SHARE = 0.8
 
 _WORD = re.compile(r"[a-z]+")
 
@@ -37,6 +42,11 @@ def user_words(corrections: Iterable[str], base_captions: Iterable[str],
     counts = Counter(w for text in corrections for w in set(_words(text)))
     return sorted(w for w, n in counts.items()
                   if n >= min_corrections and w not in said and w not in FUNCTION_WORDS)
+
+
+def whole_world(corrections: list[str], words: list[str]) -> bool:
+    """Whether at least :data:`WORLD_SHARE` of the corrections use one of ``words``."""
+    return bool(corrections) and sum(uses(t, words) for t in corrections) >= WORLD_SHARE * len(corrections)
 
 
 def uses(caption: str, words: Iterable[str]) -> bool:

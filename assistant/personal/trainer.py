@@ -392,9 +392,11 @@ def personalize(
         "held_recall": word_recall(held_said, held.texts),
     }
     # the user's own words: what the personal model will be trusted to say (assistant.personal.gate)
-    words = (gate.user_words([captions[i] for i in [*train_ids, *held_ids]],
-                             _captions(blip, train.embeds) + held_said, recipe.user_words_min)
+    corrected = [captions[i] for i in [*train_ids, *held_ids]]
+    words = (gate.user_words(corrected, _captions(blip, train.embeds) + held_said, recipe.user_words_min)
              if recipe.user_words_min else None) or None  # none new: it speaks everywhere, as before
+    if words and gate.whole_world(corrected, words):
+        words = None
     total = recipe.steps_for(len(train.texts))
     run_state = {"fingerprint": fingerprint, "model": model_name, "weights": weights,
                  "recipe": asdict(recipe), "total": total, "step": 0, "seconds": 0.0}
