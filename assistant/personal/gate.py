@@ -20,6 +20,8 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import torch
+
 MIN_CORRECTIONS = 3  # "the user repeated it"; a names run's captions of Flickr8k val photos agree (README)
 # When nearly every correction uses the user's words, the corrections are a world of their own (rooms of
 # a collection, the user's own style throughout): the personal model then describes every picture. The
@@ -60,9 +62,9 @@ class Gate:
     describe with either model from one loaded copy: :meth:`base` swaps the tensors (no copy, no
     arithmetic), so the personal weights come back exactly."""
 
-    def __init__(self, words: list[str], base_weights: dict[str, Any]) -> None:
+    def __init__(self, words: list[str], base_weights: dict[torch.nn.Parameter, torch.Tensor]) -> None:
         self.words = words
-        self._base = base_weights  # parameter -> the base model's tensor
+        self._base = base_weights  # each adapted layer's weight -> the base model's tensor for it
 
     def speaks_for(self, caption: str | None) -> bool:
         return bool(caption) and uses(caption or "", self.words)
