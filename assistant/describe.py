@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from assistant.vision import defaults
+from assistant.vision.runtime.interrupt import interruptible  # torch-free
 
 # How each detail level decodes. Brief is greedy: on this project's 2-vCPU machine it took 0.29-0.44 s
 # against 0.77 s for beam 3 on the same photo (the first word is what the user waits for); detailed keeps
@@ -151,7 +152,6 @@ class Describer:
         if blank is not None:
             return Description(image=label, text=blank, seconds=time.perf_counter() - started)
         from assistant.personal.gate import gate_of
-        from assistant.vision.runtime.interrupt import interruptible
 
         with self._lock, interruptible(should_stop):
             # One vision pass gives the caption, its ITM score and the backbone classifier's labels, and
@@ -181,12 +181,7 @@ class Describer:
         as for :meth:`describe`."""
         from assistant.conversation import answer
 
-        if should_stop is None:
-            return answer(self, image, question, label)
-        self.load()
-        from assistant.vision.runtime.interrupt import interruptible
-
-        with interruptible(should_stop):
+        with interruptible(should_stop):  # None: nothing is asked
             return answer(self, image, question, label)
 
     def ask_model(self, image: Any, question: str, choices: list[str] | None = None) -> Any:

@@ -89,15 +89,6 @@ def gate_of(blip: Any) -> Gate | None:
 def captions(blip: Any, images: Any, **generation: Any) -> list[str]:
     """``blip.caption`` as a description says it: the personal model's caption where it uses one of the
     user's words, the base model's elsewhere (from the same vision features)."""
-    feats = blip.encode_images(images)
-    said = [r.caption or "" for r in blip.caption(feats, **generation)]
     gate = gate_of(blip)
-    if gate is None:
-        return said
-    rest = [i for i, caption in enumerate(said) if not gate.speaks_for(caption)]
-    if rest:
-        with gate.base():
-            base = [r.caption or "" for r in blip.caption(feats.select(rest), **generation)]
-        for i, caption in zip(rest, base, strict=True):
-            said[i] = caption
-    return said
+    recaption = (gate.speaks_for, gate.base) if gate is not None else None
+    return [r.caption or "" for r in blip.caption(images, recaption=recaption, **generation)]

@@ -65,6 +65,10 @@ def load(
     return Blip(ckpt)
 
 
+# (keep, context): a caption ``keep`` refuses is decoded again inside ``context()``
+Recaption = tuple[Callable[[str], bool], Callable[[], AbstractContextManager[Any]]]
+
+
 def _text_errors(texts: Sequence[Any], what: str) -> dict[int, VisionError]:
     """The texts that :func:`~assistant.vision.runtime.encoding.check_text` refuses, by position, with why."""
     errors: dict[int, VisionError] = {}
@@ -139,10 +143,12 @@ class Blip:
         settings: GenerationSettings | None = None,
         batch_size: int | None = None,
         progress: Any = None,
+        recaption: Recaption | None = None,
         **generation: Any,
     ) -> list[CaptionResult]:
         """Caption each image. ``generation`` keywords are :class:`GenerationSettings` fields
-        (``decoding="beam"|"greedy"|"nucleus"``, ``num_beams``, ``max_new_tokens``, ``top_p``...)."""
+        (``decoding="beam"|"greedy"|"nucleus"``, ``num_beams``, ``max_new_tokens``, ``top_p``...);
+        ``recaption`` as for :meth:`describe_signals`."""
         if settings is not None and generation:  # one would be ignored without a word
             raise TypeError(f"give settings or generation keywords ({', '.join(generation)}), not both")
         settings = settings or GenerationSettings(**generation)
@@ -154,7 +160,7 @@ class Blip:
                 out[i].fail(exc)
             if feats.rows:
                 try:
-                    captions = caption_task.caption_embeds(self.checkpoint, feats.embeds, settings, prompt)
+                    captions = self._caption_embeds(feats.embeds, settings, prompt, recaption)
                 except VisionError as exc:
                     captions = None
                     for i in feats.rows:
@@ -176,7 +182,7 @@ class Blip:
         calibration: Any = None,
         batch_size: int | None = None,
         progress: Any = None,
-        recaption: tuple[Callable[[str], bool], Callable[[], AbstractContextManager[Any]]] | None = None,
+        recaption: Recaption | None = None,
         **generation: Any,
     ) -> list[DescriptionResult]:
         """Caption each image and say how far to trust it: one vision pass gives the caption and its token
@@ -219,6 +225,21 @@ class Blip:
             results.extend(out)
         return results
 
+    def _caption_embeds(self, embeds: torch.Tensor, settings: GenerationSettings, prompt: str | None = None,
+                        recaption: Recaption | None = None) -> list[tuple[str, float]]:
+        """(caption, confidence) per row of ``embeds``; with ``recaption`` = ``(keep, context)``, a caption
+        that ``keep`` refuses is decoded again inside ``context()`` (other weights, the same features)."""
+        captions = caption_task.caption_embeds(self.checkpoint, embeds, settings, prompt)
+        if recaption is not None:
+            keep, context = recaption
+            again = [k for k, (text, _) in enumerate(captions) if not keep(text)]
+            if again:
+                with context():
+                    redone = caption_task.caption_embeds(self.checkpoint, embeds[again], settings, prompt)
+                for k, caption in zip(again, redone, strict=True):
+                    captions[k] = caption
+        return captions
+
     def _itm_of(self, feats: ImageFeatures, rows: list[int], texts: list[str], itm_model: Blip | None,
                 images: Images) -> list[float | None]:
         if match_task.ITM in self.tasks:
@@ -231,19 +252,11 @@ class Blip:
 
     def _fill_signals(self, feats: ImageFeatures, out: list[DescriptionResult], settings: GenerationSettings,
                       itm_model: Blip | None, images: Images, cal: Any, ground: bool,
-                      recaption: Any = None) -> None:
+                      recaption: Recaption | None = None) -> None:
         from assistant import honesty
 
         rows = list(feats.rows)
-        captions = caption_task.caption_embeds(self.checkpoint, feats.embeds, settings)
-        if recaption is not None:
-            keep, context = recaption
-            again = [k for k, (text, _) in enumerate(captions) if not keep(text)]
-            if again:
-                with context():
-                    redone = caption_task.caption_embeds(self.checkpoint, feats.embeds[again], settings)
-                for k, caption in zip(again, redone, strict=True):
-                    captions[k] = caption
+        captions = self._caption_embeds(feats.embeds, settings, recaption=recaption)
         texts = [text for text, _ in captions]
         itms = self._itm_of(feats, rows, texts, itm_model, images)
         for i, (text, conf), itm in zip(rows, captions, itms, strict=True):
