@@ -109,10 +109,13 @@ class Describer:
         """Load the model now (the app does this in the background after its tray is up)."""
         with self._lock:
             if self._blip is None:
-                from assistant import vision
+                # The user's active personal model (issue #24), merged on top of the float32 weights and
+                # then put on the fast path the base model would have run on.
+                import torch
 
-                # The user's active personal model (issue #24), merged on top of the float32 weights.
+                from assistant import vision
                 from assistant.personal import versions as personal
+                from assistant.vision.runtime.checkpoint import use_fast
 
                 mine = personal.active_for(self.model_name, self._notice) if self.personal else None
                 self.device = _resolve_device(self.device)
@@ -120,6 +123,10 @@ class Describer:
                                          **({"fast": False} if mine else {}))
                 self.personal_version = (personal.apply_active(self._blip, self.model_name, self._notice)
                                          if mine else None)
+                if mine and use_fast(None, self.device, torch.float32):
+                    from assistant.personal.fast_path import to_fast
+
+                    to_fast(self._blip)
             return self._blip
 
     def _notice(self, message: str) -> None:

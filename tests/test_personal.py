@@ -251,7 +251,7 @@ def test_user_words_are_repeated_new_content_words() -> None:
 
 
 def test_the_personal_model_speaks_only_where_it_says_the_user_s_words(
-        home: Path, tiny_models: dict[str, Path]) -> None:
+        home: Path, tiny_models: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
     """A real (eager) personal version: with its user's words absent from what it says, the description
     is the base model's, word for word; with one it says, its own; a version from before the gate (no
     word list) speaks everywhere, as it did. Switching the words swaps weights, never copies them."""
@@ -299,6 +299,30 @@ def test_the_personal_model_speaks_only_where_it_says_the_user_s_words(
     assert [p.data_ptr() for p in params] == before  # the same tensors back, not copies
     recipe_file.write_text(json.dumps({**recipe, "user_words": "zebra"}))  # not a list: refused
     assert _caption(model, photo) == base_caption
+
+    # On the fast path (the default on CPUs with int8 kernels), the merged model and the gate's base
+    # layers are converted alike: without the user's words the caption is the fast base model's.
+    from assistant.describe import Describer
+    from assistant.vision.runtime.fast import Int8Linear
+
+    monkeypatch.setenv("BLIP_ASSISTANT_FAST", "1")
+    fast_base = Describer(str(model), personal=False).describe(photo).caption
+    recipe_file.write_text(json.dumps({**recipe, "user_words": []}))
+    describer = Describer(str(model))
+    assert describer.describe(photo).caption == fast_base
+    blip = describer.load()
+    assert "fast" in blip.checkpoint.extras
+    gate = gate_of(blip)
+    assert gate is not None and gate._layers
+    decoder_layer = blip.checkpoint.model.text_decoder.bert.encoder.layer[0].crossattention.output
+    personal_layer = decoder_layer.dense  # adapted ("cross" targets), converted
+    assert isinstance(personal_layer, Int8Linear)
+    with gate.base():
+        assert decoder_layer.dense is not personal_layer and isinstance(decoder_layer.dense, Int8Linear)
+    assert decoder_layer.dense is personal_layer
+    recipe_file.write_text(json.dumps({**recipe, "user_words": None}))
+    fast_personal = Describer(str(model)).describe(photo).caption
+    assert fast_personal != fast_base  # speaking everywhere: its own words, on the fast path too
 
 
 RUNNER = textwrap.dedent("""

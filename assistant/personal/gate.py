@@ -59,12 +59,34 @@ def uses(caption: str, words: Iterable[str]) -> bool:
 
 class Gate:
     """The user's words and the base model's own weights for the layers a personal version changed, to
-    describe with either model from one loaded copy: :meth:`base` swaps the tensors (no copy, no
-    arithmetic), so the personal weights come back exactly."""
+    describe with either model from one loaded copy: :meth:`base` swaps tensors and, on the fast path,
+    whole converted layers (no copy, no arithmetic), so the personal model comes back exactly."""
 
     def __init__(self, words: list[str], base_weights: dict[torch.nn.Parameter, torch.Tensor]) -> None:
         self.words = words
         self._base = base_weights  # each adapted layer's weight -> the base model's tensor for it
+        # on the fast path: (module holding a converted layer, its attribute, the base model's layer)
+        self._layers: list[tuple[torch.nn.Module, str, torch.nn.Module]] = []
+
+    @property
+    def base_weights(self) -> dict[torch.nn.Parameter, torch.Tensor]:
+        return dict(self._base)
+
+    def convert_layer(self, param: torch.nn.Parameter, model: torch.nn.Module, name: str,
+                      fmt: tuple[str, torch.dtype | None, bool], bias: torch.Tensor | None) -> None:
+        """``param``'s layer, ``name`` in ``model``, was converted to the fast format ``fmt``
+        (:func:`~assistant.vision.runtime.fast.linear_formats`): its base weights become a layer of
+        that format, put wherever the personal one is while :meth:`base` lasts."""
+        from assistant.vision.runtime.fast import make_linear
+
+        personal = model.get_submodule(name)
+        layer = make_linear(self._base.pop(param), bias, *fmt)
+        self._layers += [(parent, attr, layer) for parent in model.modules()
+                         for attr, child in parent._modules.items() if child is personal]
+
+    def retype(self, param: torch.nn.Parameter, dtype: torch.dtype) -> None:
+        """``param`` is now kept in ``dtype`` (the fast plan's stored dtypes): so is its base tensor."""
+        self._base[param] = self._base[param].to(dtype)
 
     def speaks_for(self, caption: str | None) -> bool:
         return bool(caption) and uses(caption or "", self.words)
@@ -72,13 +94,18 @@ class Gate:
     @contextmanager
     def base(self) -> Iterator[None]:
         personal = {param: param.data for param in self._base}
+        layers = [(parent, attr, getattr(parent, attr)) for parent, attr, _ in self._layers]
         for param, tensor in self._base.items():
             param.data = tensor
+        for parent, attr, layer in self._layers:
+            setattr(parent, attr, layer)
         try:
             yield
         finally:
             for param, tensor in personal.items():
                 param.data = tensor
+            for parent, attr, layer in layers:
+                setattr(parent, attr, layer)
 
 
 def gate_of(blip: Any) -> Gate | None:

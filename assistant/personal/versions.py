@@ -63,8 +63,9 @@ class Version:
             raise VersionError(f"personal model {self.number} is damaged ({exc}); it is not used") from None
 
     def apply(self, blip: Any) -> None:
-        """Merge this version into a loaded :class:`~assistant.vision.Blip` (float32 path). The weights are
-        checked first, so a version that does not fit leaves the model as it was."""
+        """Merge this version into a loaded :class:`~assistant.vision.Blip` (float32 path; the describer
+        then puts it on the fast path: :mod:`assistant.personal.fast_path`). The weights are checked
+        first, so a version that does not fit leaves the model as it was."""
         from assistant.personal import adapters
 
         model = blip.checkpoint.model

@@ -3,6 +3,7 @@ what it knew, and how long does it take?
 
     nice -n 10 python tests/benchmarks/personalize.py names   [--out FILE.json]   # (a) + (c)
     nice -n 10 python tests/benchmarks/personalize.py world   [--out FILE.json]   # (b)
+    ... names --fast     # describing on the fast path, as the app does on a CPU with int8 kernels
 
 (a) **Names.** 10 corrections call the dog in Flickr8k *train* dog photos "Biscuit" (a human caption with
 the dog's noun phrase replaced), 40 more correct non-dog train photos with a human caption. Then, on
@@ -10,7 +11,8 @@ Flickr8k *test* photos: the share of dog photos (every reference says "dog", non
 says "biscuit" (target >= 70%), of non-dog photos (no reference mentions a dog) that wrongly do
 (<= 10%), and CIDEr on the non-dog photos against the base model (no more than 10% lower).
 (c) **Time.** The same 50 corrections, from the first step to an accepted version, timed (<= 3 min),
-with the machine's load average printed beside it.
+with the machine's load average printed beside it. Then the cost in use: a brief description of 12 of
+the other photos and 12 dog photos, base model against the personal version (the baseline, in the same run).
 (b) **Another world.** DAQUAR's NYU indoor rooms, with captions in their own style written from the DAQUAR
 answers about each room ("a room with a table, a chair and a lamp"): 100 corrections from train rooms,
 CIDEr on 100 test rooms against the base model (target +20%).
@@ -26,6 +28,7 @@ import collections
 import json
 import os
 import re
+import statistics
 import sys
 import tempfile
 import time
@@ -141,26 +144,53 @@ def _train(pairs: list[tuple[str, str]], steps: int = 0, seed: int = 0) -> tuple
 
 
 def _versions_blip():
-    from assistant import vision
-    from assistant.personal import versions
+    """The model as the app loads it: the active personal version merged in (and, with ``--fast``, on the
+    fast path with its gate); and its :class:`~assistant.describe.Describer`."""
+    from assistant.describe import Describer
 
-    blip = vision.load("builtin", "caption", fast=False)
-    applied = versions.apply_active(blip, "builtin")
-    return blip, applied
+    describer = Describer("builtin")
+    return describer.load(), describer
+
+
+def _base_blip():
+    from assistant.describe import Describer
+
+    describer = Describer("builtin", personal=False)
+    return describer.load(), describer
+
+
+def _describe_ms(describers: dict, photos: dict[str, list[str]], rounds: int = 2) -> dict:
+    """Median milliseconds of a brief description, as the app makes one, per describer and kind of photo;
+    the describers take turns, so a change in the machine's speed falls on all of them."""
+    from PIL import Image
+
+    images = {kind: [Image.open(p).convert("RGB") for p in paths] for kind, paths in photos.items()}
+    times: dict = {name: {kind: [] for kind in images} for name in describers}
+    for describer in describers.values():
+        describer.describe(next(iter(images.values()))[0].copy())  # warm
+    for _ in range(rounds):
+        for name, describer in describers.items():
+            for kind, pictures in images.items():
+                for picture in pictures:
+                    started = time.perf_counter()
+                    describer.describe(picture.copy())  # a new picture each time: no kept features
+                    times[name][kind].append(time.perf_counter() - started)
+    return {name: {kind: round(1000 * statistics.median(v), 1) for kind, v in kinds.items()}
+            for name, kinds in times.items()}
 
 
 def run_names(args: argparse.Namespace) -> dict:
-    from assistant import vision
 
     pairs = name_corrections()
     load_before = os.getloadavg()
     outcome, seconds = _train(pairs, args.steps, args.seed)
     load_after = os.getloadavg()
     dogs, others = _test_sets(args.dogs, args.others)
-    base = vision.load("builtin", "caption", fast=False)
+    base, base_describer = _base_blip()
     base_dog = _captions(base, [_path(i) for i in dogs])
     base_other = _captions(base, [_path(i) for i in others])
-    personal, applied = _versions_blip()
+    personal, describer = _versions_blip()
+    applied = describer.personal_version
     result: dict = {"seed": args.seed, "outcome": outcome.to_dict(), "seconds_to_accepted": round(seconds, 1),
                     "load_before": load_before, "load_after": load_after, "cpus": os.cpu_count(),
                     "applied_version": getattr(applied, "number", None),
@@ -178,11 +208,15 @@ def run_names(args: argparse.Namespace) -> dict:
                                                              pers_dog[:5] + pers_other[:3], strict=True)],
     )
     result["cider_ratio"] = result["cider_other_personal"] / max(result["cider_other_base"], 1e-9)
+    # The cost in use: a photo without the user's words is captioned twice (the base model's caption too)
+    ms = _describe_ms({"base": base_describer, "personal": describer},
+                      {"others": [_path(i) for i in others[:12]], "dogs": [_path(i) for i in dogs[:12]]})
+    result.update(describe_ms=ms, describe_ratio_others=ms["personal"]["others"] / ms["base"]["others"],
+                  describe_ratio_dogs=ms["personal"]["dogs"] / ms["base"]["dogs"])
     return result
 
 
 def run_world(args: argparse.Namespace) -> dict:
-    from assistant import vision
 
     train = _daquar_captions("train")
     test = _daquar_captions("test")
@@ -190,11 +224,12 @@ def run_world(args: argparse.Namespace) -> dict:
     test_ids = sorted(test)[: args.test]
     pairs = [(_daquar_path(i), train[i]) for i in train_ids]
     outcome, seconds = _train(pairs, args.steps, args.seed)
-    base = vision.load("builtin", "caption", fast=False)
+    base, _ = _base_blip()
     paths = [_daquar_path(i) for i in test_ids]
     refs = [[test[i]] for i in test_ids]
     base_caps = _captions(base, paths)
-    personal, applied = _versions_blip()
+    personal, describer = _versions_blip()
+    applied = describer.personal_version
     pers_caps = _captions(personal, paths)
     result = {"outcome": outcome.to_dict(), "seconds": round(seconds, 1), "load": os.getloadavg(),
               "applied_version": getattr(applied, "number", None), "test_rooms": len(test_ids),
@@ -217,11 +252,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--others", type=int, default=100)
     parser.add_argument("--corrections", type=int, default=100)
     parser.add_argument("--test", type=int, default=100)
+    parser.add_argument("--fast", action="store_true",
+                        help="describe on the fast path, as the app does on this CPU (default: float32, the "
+                             "path the recipe's acceptance test measures)")
     args = parser.parse_args(argv)
     if not (DATA / "flickr8k").is_dir():
         print(f"skipped: no data at {DATA}", file=sys.stderr)
         return 0
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ["BLIP_ASSISTANT_FAST"] = "1" if args.fast else "0"
     import torch
 
     torch.set_num_threads(1)
