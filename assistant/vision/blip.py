@@ -355,11 +355,15 @@ class Blip:
                         else:
                             self._drop_absent_colours(out[i], feats, image_of[i])
                 else:
-                    for i, (text, conf) in zip(
-                        rows, ask_task.answer(self.checkpoint, embeds, batch_qs, settings), strict=True
-                    ):
-                        out[i].answer, out[i].confidence = text, conf
-                        self._check_colour(out[i], feats, image_of[i])
+                    # what the pixels settle anyway is not written first, only to be thrown away
+                    settled = [i for i in rows if self._answer_from_pixels(out[i], feats, image_of[i])]
+                    left = [k for k, i in enumerate(rows) if i not in settled]
+                    if left:
+                        answers = ask_task.answer(self.checkpoint, embeds[left], [batch_qs[k] for k in left],
+                                                  settings)
+                        for k, (text, conf) in zip(left, answers, strict=True):
+                            out[rows[k]].answer, out[rows[k]].confidence = text, conf
+                            self._check_colour(out[rows[k]], feats, image_of[rows[k]])
             except VisionError as exc:
                 for i in rows:
                     out[i].fail(exc)
@@ -398,6 +402,32 @@ class Blip:
                                              pixels, weight=colours_task.WEIGHT if weighs else 0.0)
         if found is not None:
             result.answer, result.confidence = found[0], found[1]
+
+    def _answer_from_pixels(self, result: AnswerResult, feats: ImageFeatures, image: int) -> bool:
+        """Answer, before any answer is written, what :meth:`_check_colour` would settle whatever the
+        model wrote: a question asking for a colour ("what color is the shirt?"), by the colours' grounded
+        ranking (built-in model); "is there a red car?" where no pixel is red. False for any other
+        question, or when the picture gives no region to look at."""
+        pixels = feats.thumbnails.get(image)
+        if pixels is None:
+            return False
+        presence = colours_task.colour_presence(result.question)
+        if presence is not None:
+            colour, negated = presence
+            if colour in colours_task.present(pixels):
+                return False
+            _settle(result, "yes" if negated else "no", colours_task.ABSENT_CONFIDENCE)
+            return True
+        asks = colours_task.asks_for_colour(result.question)
+        if not asks or not colours_task.weighs_regions(self.checkpoint):
+            return False
+        row = feats.row_of(image)
+        found = colours_task.grounded_colour(self.checkpoint, feats.embeds[row : row + 1], result.question,
+                                             pixels)
+        if found is None:
+            return False
+        result.answer, result.confidence = found[0], found[1]
+        return True
 
     def _drop_absent_colours(self, result: AnswerResult, feats: ImageFeatures, image: int) -> None:
         """A choice between colours ("is it red or blue?"): a colour no pixel of the picture has is not

@@ -65,6 +65,17 @@ def is_colour_question(question: str) -> bool:
     return bool(_QUESTION.search(question))
 
 
+# "what color is the car?", "what colours are her shoes", "what is the colour of the sofa?"; not "what is
+# red in colour?" (a thing) nor "is the car red or blue?" (a choice)
+_ASKS_FOR_COLOUR = re.compile(r"^(?:what|which) colou?rs? (?:is|are|was|were|does|do)\b"
+                              r"|^what(?: is|'s) the colou?rs? of\b", re.IGNORECASE)
+
+
+def asks_for_colour(question: str) -> bool:
+    """Whether the answer to ``question`` is a colour."""
+    return bool(_ASKS_FOR_COLOUR.match(question.strip()))
+
+
 def colour_word(answer: str) -> str | None:
     """The colour an answer names when it is one colour word ("grey" -> "gray"), else None."""
     word = answer.strip().lower().rstrip(".")
