@@ -12,6 +12,7 @@ from assistant.vision import defaults
 from assistant.vision.defaults import DECODINGS, Decoding
 from assistant.vision.runtime import interrupt
 from assistant.vision.runtime.checkpoint import Checkpoint
+from assistant.vision.tasks import greedy
 
 
 class _AskToGoOn(LogitsProcessor):
@@ -135,6 +136,15 @@ def _decode(ckpt: Checkpoint, input_ids: torch.Tensor, states: torch.Tensor, sta
         # instead of transformers' min_new_tokens, whose processor builds a vocabulary-sized isin() mask at
         # every step (0.4 ms a token, about 3% of a brief built-in description)
         processors.append(NoEndBefore(text.sep_token_id, input_ids.shape[1] + least))
+    own_loop = (extra.get("attention_mask") is None
+                and set(extra) <= {"attention_mask", "output_logits", "return_dict_in_generate"}
+                and greedy.applies(ckpt, input_ids, int(kwargs.get("num_beams", 1)),
+                                   bool(kwargs.get("do_sample")), float(kwargs["repetition_penalty"]))
+                and bool(states_mask.all()))
+    if own_loop:  # the one decoding every key press runs (assistant.vision.tasks.greedy)
+        out = greedy.decode(ckpt, input_ids, states, most, int(kwargs["no_repeat_ngram_size"]), processors,
+                            text.sep_token_id, text.pad_token_id)
+        return out if extra.get("return_dict_in_generate") else out.sequences
     return ckpt.model.text_decoder.generate(
         input_ids=input_ids,
         eos_token_id=text.sep_token_id,
