@@ -171,7 +171,7 @@ class Describer:
             # describes, from the same features (assistant.personal.gate)
             gate = gate_of(blip)
             result = blip.describe_signals(self._features(image, picture), ground=detail == "detailed",
-                                           recaption=(gate.speaks_for, gate.base) if gate else None,
+                                           recaption=gate.recaption if gate else None,
                                            **DECODING_BY_DETAIL[detail])[0]
         out = Description(image=label, seconds=time.perf_counter() - started)
         if not result.ok:

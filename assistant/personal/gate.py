@@ -88,6 +88,12 @@ class Gate:
         """``param`` is now kept in ``dtype`` (the fast plan's stored dtypes): so is its base tensor."""
         self._base[param] = self._base[param].to(dtype)
 
+    @property
+    def recaption(self) -> tuple[Any, Any]:
+        """``recaption`` for :meth:`~assistant.vision.Blip.describe_signals`: a caption without the user's
+        words is said by the base model."""
+        return self.speaks_for, self.base
+
     def speaks_for(self, caption: str | None) -> bool:
         return bool(caption) and uses(caption or "", self.words)
 
@@ -117,5 +123,5 @@ def captions(blip: Any, images: Any, **generation: Any) -> list[str]:
     """``blip.caption`` as a description says it: the personal model's caption where it uses one of the
     user's words, the base model's elsewhere (from the same vision features)."""
     gate = gate_of(blip)
-    recaption = (gate.speaks_for, gate.base) if gate is not None else None
+    recaption = gate.recaption if gate is not None else None
     return [r.caption or "" for r in blip.caption(images, recaption=recaption, **generation)]

@@ -379,15 +379,13 @@ class Blip:
         answer = (result.answer or "").strip().lower()
         presence = colours_task.colour_presence(result.question) if answer in ("yes", "no") else None
         if presence is not None:
-            colour, negated = presence
-            if colour not in colours_task.present(pixels):
-                _settle(result, "yes" if negated else "no", colours_task.ABSENT_CONFIDENCE)
+            if _settle_absent(result, presence, pixels):
                 return
+            colour, negated = presence
             thing = colours_task.thing_colour_question(result.question)
             if thing is None or not colours_task.weighs_regions(self.checkpoint):
                 return
-            row = feats.row_of(image)
-            found = colours_task.grounded_colour(self.checkpoint, feats.embeds[row : row + 1], thing, pixels)
+            found = self._grounded_colour(feats, image, thing, pixels)
             if found is not None and found[0] == colour and found[1] >= colours_task.SEEN_CONFIDENCE:
                 _settle(result, "no" if negated else "yes", found[1])
             return
@@ -397,9 +395,8 @@ class Blip:
         weighs = colours_task.weighs_regions(self.checkpoint)
         if not weighs and colour in colours_task.present(pixels):
             return
-        row = feats.row_of(image)
-        found = colours_task.grounded_colour(self.checkpoint, feats.embeds[row : row + 1], result.question,
-                                             pixels, weight=colours_task.WEIGHT if weighs else 0.0)
+        found = self._grounded_colour(feats, image, result.question, pixels,
+                                      weight=colours_task.WEIGHT if weighs else 0.0)
         if found is not None:
             result.answer, result.confidence = found[0], found[1]
 
@@ -413,21 +410,21 @@ class Blip:
             return False
         presence = colours_task.colour_presence(result.question)
         if presence is not None:
-            colour, negated = presence
-            if colour in colours_task.present(pixels):
-                return False
-            _settle(result, "yes" if negated else "no", colours_task.ABSENT_CONFIDENCE)
-            return True
+            return _settle_absent(result, presence, pixels)
         asks = colours_task.asks_for_colour(result.question)
         if not asks or not colours_task.weighs_regions(self.checkpoint):
             return False
-        row = feats.row_of(image)
-        found = colours_task.grounded_colour(self.checkpoint, feats.embeds[row : row + 1], result.question,
-                                             pixels)
+        found = self._grounded_colour(feats, image, result.question, pixels)
         if found is None:
             return False
         result.answer, result.confidence = found[0], found[1]
         return True
+
+    def _grounded_colour(self, feats: ImageFeatures, image: int, question: str, pixels: np.ndarray,
+                         weight: float = colours_task.WEIGHT) -> tuple[str, float, dict[str, float]] | None:
+        row = feats.row_of(image)
+        return colours_task.grounded_colour(self.checkpoint, feats.embeds[row : row + 1], question, pixels,
+                                            weight=weight)
 
     def _drop_absent_colours(self, result: AnswerResult, feats: ImageFeatures, image: int) -> None:
         """A choice between colours ("is it red or blue?"): a colour no pixel of the picture has is not
@@ -531,6 +528,16 @@ class Blip:
             yield self
         finally:
             torch.set_num_threads(before)
+
+
+def _settle_absent(result: AnswerResult, presence: tuple[str, bool], pixels: np.ndarray) -> bool:
+    """"is there a red car?" (``presence``: the colour, negated) where no pixel is red: "no" ("yes" when
+    negated), whatever the model said. False when the picture has the colour."""
+    colour, negated = presence
+    if colour in colours_task.present(pixels):
+        return False
+    _settle(result, "yes" if negated else "no", colours_task.ABSENT_CONFIDENCE)
+    return True
 
 
 def _settle(result: AnswerResult, said: str, sure: float) -> None:

@@ -143,7 +143,7 @@ def _decode(ckpt: Checkpoint, input_ids: torch.Tensor, states: torch.Tensor, sta
                 and bool(states_mask.all()))
     if own_loop:  # the one decoding every key press runs (assistant.vision.tasks.greedy)
         out = greedy.decode(ckpt, input_ids, states, most, int(kwargs["no_repeat_ngram_size"]), processors,
-                            text.sep_token_id, text.pad_token_id)
+                            text.sep_token_id)
         return out if extra.get("return_dict_in_generate") else out.sequences
     return ckpt.model.text_decoder.generate(
         input_ids=input_ids,

@@ -48,9 +48,8 @@ def applies(ckpt: Checkpoint, input_ids: torch.Tensor, num_beams: int, do_sample
 
 @torch.inference_mode()
 def decode(ckpt: Checkpoint, input_ids: torch.Tensor, states: torch.Tensor, max_new_tokens: int,
-           no_repeat_ngram_size: int, processors: LogitsProcessorList, eos: int, pad: int) -> Decoded:
+           no_repeat_ngram_size: int, processors: LogitsProcessorList, eos: int) -> Decoded:
     """Greedy decoding of one row (see :func:`applies`), ending at ``eos`` or after ``max_new_tokens``."""
-    del pad  # one row: nothing is padded
     decoder = ckpt.model.text_decoder
     embeddings, layers = decoder.bert.embeddings, decoder.bert.encoder.layer
     steps = LogitsProcessorList(processors)
