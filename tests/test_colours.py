@@ -139,6 +139,28 @@ def test_the_region_comes_from_the_question_s_first_encoder_pass(tiny_vqa, fast:
     assert sum(found[2].values()) == pytest.approx(1.0)
 
 
+@pytest.mark.parametrize("fmt", ["bf16", "int8", "fp32"])
+def test_colour_questions_are_answered_on_every_plan(tiny_models, monkeypatch, fmt: str) -> None:  # type: ignore[no-untyped-def]
+    """Each precision a CPU's plan can pick. On a bfloat16 plan the absorbed cross-attention keeps its key
+    projection in bfloat16 beside a float32 bias: the region's recomputation once raised a dtype error
+    there, so a colour question failed on every CPU with bfloat16 units."""
+    from assistant import vision
+    from assistant.vision.runtime.fast import FastPlan, loading
+    from assistant.vision.runtime.fast.plan import _probe
+
+    if not _probe(fmt):
+        pytest.skip(f"no {fmt} kernels here")
+    plan = FastPlan(image=fmt, text=fmt, encoder=fmt, head=fmt)
+    monkeypatch.setattr(loading, "default_plan", lambda device="cpu": plan)
+    blip = vision.load(str(tiny_models["vqa"]), "vqa", fast=True)
+    assert blip.checkpoint.extras["fast"]["image"] == fmt
+    feats = blip.encode_images([Image.new("RGB", (64, 64), (0, 200, 0))])
+    found = colours.grounded_colour(blip.checkpoint, feats.embeds, "what color is the box?",
+                                    feats.thumbnails[0])
+    assert found is not None and found[0] in colours.COLOURS
+    assert blip.ask(feats, "what colour is the box?")[0].answer
+
+
 def test_a_colour_that_is_nowhere_in_the_picture_is_not_the_answer(tiny_vqa) -> None:  # type: ignore[no-untyped-def]
     """Random weights rank colours at random; on a picture that is all one colour, the pixels leave that
     colour the answer unless the model is very sure of another (which random weights are not)."""

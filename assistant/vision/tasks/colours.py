@@ -160,6 +160,16 @@ def memberships(pixels: np.ndarray) -> np.ndarray:
     return np.stack([by_name[c] for c in COLOURS], axis=-1).astype(np.float32)
 
 
+def _project(layer: Any, x: torch.Tensor) -> torch.Tensor:
+    """``layer(x)`` in float32 whatever precision the fast path left the layer in: a plain Linear it kept
+    (on a bfloat16 plan the absorbed cross-attention keeps its key projection's weight in bfloat16 and its
+    bias in float32) is applied in float32; a fast layer converts its input itself."""
+    if isinstance(layer, torch.nn.Linear):
+        bias = None if layer.bias is None else layer.bias.float()
+        return torch.nn.functional.linear(x.float(), layer.weight.float(), bias)
+    return layer(x).float()
+
+
 @contextmanager
 def _cross_attention(ckpt: Checkpoint) -> Iterator[list[torch.Tensor]]:
     """Collects, while open, each cross-attention layer's attention in the first text-encoder pass (batch,
@@ -176,11 +186,10 @@ def _cross_attention(ckpt: Checkpoint) -> Iterator[list[torch.Tensor]]:
         if states is None or hidden is None or len(caught) >= len(layers):
             return
         heads = module.num_attention_heads
-        q = module.query(hidden)
-        k = module.key(states.to(hidden.dtype) if states.dtype != hidden.dtype else states)
+        q, k = _project(module.query, hidden), _project(module.key, states)
         dim = q.shape[-1] // heads
-        q = q.view(*q.shape[:2], heads, dim).transpose(1, 2).float()
-        k = k.view(*k.shape[:2], heads, dim).transpose(1, 2).float()
+        q = q.view(*q.shape[:2], heads, dim).transpose(1, 2)
+        k = k.view(*k.shape[:2], heads, dim).transpose(1, 2)
         caught.append(torch.softmax(q @ k.transpose(-1, -2) * dim**-0.5, dim=-1))
 
     handles = [module.register_forward_hook(hook, with_kwargs=True) for module in layers]
