@@ -253,6 +253,18 @@ def _slim(report: dict[str, Any]) -> dict[str, Any]:
     return slim
 
 
+def split_paths(text: str) -> list[str]:
+    """``transformers,fast,fast:image=int8,text=int8`` -> three paths: a ``key=value`` piece belongs to
+    the ``fast:`` variant before it."""
+    paths: list[str] = []
+    for piece in filter(None, text.split(",")):
+        if "=" in piece and not piece.startswith("fast:") and paths and paths[-1].startswith("fast:"):
+            paths[-1] += "," + piece
+        else:
+            paths.append(piece)
+    return paths
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     import torch
@@ -261,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     kinds = [k for k in args.models.split(",") if k]
-    paths = [p for p in args.paths.split(",") if p]
+    paths = split_paths(args.paths)
     data = inputs(args.images, args.workdir, args.agreement_images)
     folders = model_folders(kinds, args.quick, args.workdir)
     peak = {"float32": machine.matmul_gflops("float32"), "bfloat16": machine.matmul_gflops("bfloat16")}
