@@ -100,6 +100,22 @@ def test_without_bfloat16_units_the_decoder_goes_int8(monkeypatch: pytest.Monkey
     assert plan.fast_by_default() is _probe(INT8)
 
 
+@pytest.mark.parametrize("amx", [True, False], ids=["amx", "avx512-bf16"])
+def test_bfloat16_units_without_amx_run_int8(monkeypatch: pytest.MonkeyPatch, amx: bool) -> None:
+    """AMX multiplies bfloat16 tiles (the plan measured 3.4x transformers there); AVX512-BF16 alone only
+    doubles float32's dot-product rate, and int8 was faster there (tests/benchmarks/README.md)."""
+    from assistant.vision.runtime.fast import plan
+
+    monkeypatch.setattr(plan, "has_fast_bf16", lambda: True)
+    monkeypatch.setattr(plan, "has_amx", lambda: amx)
+    chosen = default_plan()
+    if amx or not _probe(INT8):
+        assert (chosen.image, chosen.text) == (BF16, BF16)
+    else:
+        assert (chosen.image, chosen.text, chosen.encoder, chosen.head) == (INT8, INT8, INT8, INT8)
+    assert plan.fast_by_default()
+
+
 @pytest.mark.parametrize("scan", [BF16, INT8])
 def test_rescored_head_returns_exact_top_logits(scan: str) -> None:
     if not _probe(scan):

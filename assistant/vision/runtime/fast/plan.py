@@ -67,14 +67,19 @@ def _probe(fmt: str) -> bool:
     return _SUPPORT[fmt]
 
 
+def _cpu_has(*features: str) -> bool:
+    cpu = getattr(torch, "cpu", None)
+    return any(bool(getattr(cpu, f"_is_{name}_supported", lambda: False)()) for name in features)
+
+
 def has_fast_bf16() -> bool:
     """True on CPUs whose matrix units run bfloat16 natively (AMX, or AVX512-BF16)."""
-    cpu = getattr(torch, "cpu", None)
-    native = any(
-        bool(getattr(cpu, name, lambda: False)())
-        for name in ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
-    )
-    return native and _probe(BF16)
+    return _cpu_has("amx_tile", "avx512_bf16") and _probe(BF16)
+
+
+def has_amx() -> bool:
+    """True on CPUs with AMX tiles (Xeon since Sapphire Rapids), where the bfloat16 plan was measured."""
+    return _cpu_has("amx_tile")
 
 
 def fast_by_default() -> bool:
@@ -91,10 +96,15 @@ def default_plan(device: str | torch.device = "cpu") -> FastPlan:
         return FastPlan(image=KEEP, text=KEEP, encoder=KEEP, head=KEEP)
     int8 = _probe(INT8)
     head = INT8 if int8 else BF16 if _probe(BF16) else KEEP
-    if has_fast_bf16():
+    if has_fast_bf16() and (has_amx() or not int8):
         return FastPlan(image=BF16, text=BF16, encoder=INT8 if int8 else BF16, head=head)
+    # AVX512-BF16 without AMX (AMD Zen 4, Intel Cooper Lake): its bfloat16 dot products run at twice
+    # float32's rate, VNNI's int8 ones at four times, and int8 weights are half the bytes. Measured on an
+    # AMD EPYC with both (tests/benchmarks/README.md, 2026-12-07): int8 everywhere made BLIP-base greedy
+    # captions 1.22x and the built-in model's 1.39x faster than the bfloat16 plan, beams the same.
     # No bfloat16 units: int8 wherever it probes correct. A decoding step reads every text weight for one
-    # row of activations, so float32 decoding is memory-bound (BLIP-base here: 40 of its 62 ms a token),
+    # row of activations, so float32 decoding is memory-bound (BLIP-base on an AVX2 EPYC: 40 of its 62 ms
+    # a token),
     # and int8 weights are a quarter of the bytes. Quality was judged on trained weights, the built-in
     # model's (300 Flickr8k test photos: greedy CIDEr 49.45 -> 49.37, beam 53.3 -> 55.6), not on the
     # random-weight agreement (87% of next tokens against 95% with float32 decoding), which near-ties
