@@ -1,7 +1,7 @@
 """A model with a personal version merged in, put on the engine's CPU fast path.
 
 Versions are merged into float32 weights (:meth:`~assistant.personal.versions.Version.apply`), but the
-base model runs on the fast path (int8 on CPUs without bfloat16 units), so a user who personalized waited
+base model runs on the fast path (int8 on CPUs without AMX), so a user who personalized waited
 longer for every word. The merged model is converted with the plan the base model gets, and the gate's
 base layers (:mod:`assistant.personal.gate`) with it, so both models a description may use run the same
 kernels: a brief description of a picture without the user's words 587 -> 416 ms, with them 277 -> 190

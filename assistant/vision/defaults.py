@@ -64,7 +64,7 @@ BATCH_SIZE = 16
 # ~95 MB lower at batch 4, at no measured speed cost (built-in CNN included).
 FAST_VISION_BATCH = 1
 # fast=None (every command's default) resolves to this variable when set (0/1), else to the fast path on
-# CPUs with bfloat16 matrix units and, elsewhere, to its int8 plan (runtime.checkpoint.use_fast).
+# CPUs with bfloat16 units or int8 kernels (bfloat16 with AMX, int8 elsewhere: runtime.fast.plan).
 FAST_ENV = "BLIP_ASSISTANT_FAST"
 
 # --- fine-tuning and evaluation ---------------------------------------------------------------

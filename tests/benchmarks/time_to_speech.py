@@ -68,7 +68,7 @@ def _grab_screen(server: Any, out: Path) -> None:
     import mss
     from PIL import Image
 
-    with mss.mss(display=server.env["DISPLAY"]) as grabber:
+    with mss.MSS(display=server.env["DISPLAY"]) as grabber:
         shot = grabber.grab(grabber.monitors[1])
         Image.frombytes("RGB", shot.size, shot.bgra, "raw", "BGRX").save(out)
 

@@ -4,10 +4,10 @@
 with the :func:`default_plan` for this machine. The levers, each measured by ``benchmarks/run.py``
 (docs/performance.md):
 
-- **bfloat16 matmuls** on CPUs with AMX or AVX512-BF16, where oneDNN runs them several times faster than
-  float32: the vision encoder, and the text layers (decoding reads every weight at every step, so half the
-  bytes is nearly half the time). Weights are packed once for oneDNN at load time; the residual stream,
-  LayerNorms and softmaxes stay float32; an exact GELU is fused into the matmul that feeds it.
+- **bfloat16 matmuls** on CPUs with AMX, where oneDNN runs them several times faster than float32: the
+  vision encoder, and the text layers (decoding reads every weight at every step, so half the bytes is
+  nearly half the time). Weights are packed once for oneDNN at load time; the residual stream, LayerNorms
+  and softmaxes stay float32; an exact GELU is fused into the matmul that feeds it.
 - **The LM head as a scan plus exact re-scoring.** All 30k logits come from an int8 (or bf16) matmul, then
   the top 16 of each row are recomputed in float32 from the tied word embedding, so greedy and beam
   choices are float32's.
@@ -26,11 +26,12 @@ with the :func:`default_plan` for this machine. The levers, each measured by ``b
   image at a time (``defaults.FAST_VISION_BATCH``). Together these took BLIP-base VQA, the largest model
   (two 12-layer BERTs), from 1,474 MB to under 1.2 GB peak.
 
-The decoder's layers are int8 (dynamic quantization) only on CPUs without bfloat16 units, where float32
-decoding is memory-bound; with bfloat16 units they stay bfloat16, whose greedy tokens agree with float32's
-more often. ``assistant.vision.load``'s default runs this path where it was measured to pay at the same
-caption quality (:func:`assistant.vision.runtime.checkpoint.use_fast`): on CPUs with bfloat16 units, and
-on CPUs without them wherever torch's int8 kernels run. The benchmark reports how often greedy captions
+The vision and decoder layers are int8 (dynamic quantization) on CPUs without AMX, where float32 decoding
+is memory-bound and where, with AVX512-BF16 alone (AMD Zen 4), int8 measured faster than bfloat16; with
+AMX they stay bfloat16, whose greedy tokens agree with float32's more often. ``assistant.vision.load``'s
+default runs this path where it was measured to pay at the same caption quality
+(:func:`assistant.vision.runtime.checkpoint.use_fast`): on CPUs with bfloat16 units, and on CPUs without
+them wherever torch's int8 kernels run. The benchmark reports how often greedy captions
 agree with float32 token for token.
 """
 

@@ -84,7 +84,7 @@ def has_amx() -> bool:
 
 def fast_by_default() -> bool:
     """Whether the fast path is the default on this CPU: with bfloat16 units, or with int8 kernels. Without
-    bfloat16 units its plan is int8, which made BLIP-base captions 2.2x (greedy) to 2.6x (beam) faster
+    AMX its plan is int8, which (on an AVX2 CPU) made BLIP-base captions 2.2x (greedy) to 2.6x (beam) faster
     than float32 transformers in 56% less memory, and the built-in model's descriptions 20% faster in the
     running app in less memory, with the same caption quality and calibration (tests/benchmarks/README.md)."""
     return has_fast_bf16() or _probe(INT8)
