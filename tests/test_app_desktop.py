@@ -118,3 +118,57 @@ def test_trigger_command_reaches_the_running_app(desktop, tmp_path: Path, tiny_m
         unknown = app.trigger("make-coffee")
         assert unknown.returncode != 0 and "unknown action" in unknown.stderr
         assert app.quit() == 0
+
+
+def _flickr_test_photos(pattern: str, without: str, n: int) -> list[Path]:
+    """The first ``n`` Flickr8k test photos whose five human captions all match ``pattern`` and none
+    ``without``: chosen by what people said the photos show, not by what the model says."""
+    import json
+    import re
+
+    from conftest import DATA_DIR
+
+    dataset = DATA_DIR / "flickr8k" / "dataset_flickr8k.json"
+    if not dataset.exists():
+        pytest.skip(f"no Flickr8k at {dataset}")
+    chosen = []
+    for image in json.loads(dataset.read_text())["images"]:
+        said = [s["raw"].lower() for s in image["sentences"]]
+        if (image["split"] == "test" and all(re.search(pattern, s) for s in said)
+                and not any(re.search(without, s) for s in said)):
+            chosen.append(dataset.parent / "images" / image["filename"])
+    return chosen[:n]
+
+
+@pytest.mark.slow
+def test_the_built_in_model_names_what_real_photos_show(desktop, tmp_path: Path) -> None:
+    """Ctrl+Alt+D on real photos shown in a real window, the built-in model as a user runs it (#21 point 7):
+    dogs are called dogs, the cat a cat, and no animal is invented for a photo of people only."""
+    import re
+
+    animal = r"\b(dogs?|cats?|horses?|birds?|cows?|sheep)\b"
+    dogs = _flickr_test_photos(r"\bdogs?\b", r"\bcats?\b", 6)
+    people = _flickr_test_photos(r"\b(man|woman|boy|girl|person|people|child|children)\b", animal, 4)
+    cat = ROOT / "resources" / "images" / "chelsea.jpg"
+    photos = [(p, "dog") for p in dogs] + [(p, None) for p in people] + [(cat, "cat")]
+    heard: list[tuple[str | None, str]] = []
+    with running_app(desktop, tmp_path) as app:
+        for i, (photo, expected) in enumerate(photos):
+            shown = tmp_path / f"photo{i}.png"
+            Image.open(photo).convert("RGB").resize((900, 620)).save(shown)
+            viewer, _ = desktop.show_image(shown, f"Photo {i}", 190, 90)
+            time.sleep(0.4)  # openbox places the window late; an early capture would miss it
+            before = len(app.utterances())
+            desktop.xdotool("key", "ctrl+alt+d")
+            said = app.wait_said(lambda u: u["action"] == "describe-screen", 60, "a description",
+                                 after=before)
+            heard.append((expected, said["text"].lower()))
+            viewer.terminate()
+            viewer.wait(5)
+        assert app.quit() == 0
+    print("\n".join(f"{expected or 'people'}: {text}" for expected, text in heard))
+    named_dogs = sum("dog" in text for expected, text in heard if expected == "dog")
+    assert named_dogs >= 4, heard  # the model says "dog" for all six photos read from their files
+    assert "cat" in heard[-1][1]
+    invented = [text for expected, text in heard if expected is None and re.search(animal, text)]
+    assert not invented, invented
