@@ -104,10 +104,9 @@ def default_plan(device: str | torch.device = "cpu") -> FastPlan:
     # captions 1.22x and the built-in model's 1.39x faster than the bfloat16 plan, beams the same.
     # No bfloat16 units: int8 wherever it probes correct. A decoding step reads every text weight for one
     # row of activations, so float32 decoding is memory-bound (BLIP-base on an AVX2 EPYC: 40 of its 62 ms
-    # a token),
-    # and int8 weights are a quarter of the bytes. Quality was judged on trained weights, the built-in
-    # model's (300 Flickr8k test photos: greedy CIDEr 49.45 -> 49.37, beam 53.3 -> 55.6), not on the
-    # random-weight agreement (87% of next tokens against 95% with float32 decoding), which near-ties
+    # a token), and int8 weights are a quarter of the bytes. Quality was judged on trained weights, the
+    # built-in model's (300 Flickr8k test photos: greedy CIDEr 49.45 -> 49.37, beam 53.3 -> 55.6), not on
+    # the random-weight agreement (87% of next tokens against 95% with float32 decoding), which near-ties
     # everywhere make pessimistic. tests/benchmarks/README.md has both.
     fmt = INT8 if int8 else FP32
     return FastPlan(image=fmt, text=fmt, encoder=fmt, head=head)
