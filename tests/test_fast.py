@@ -373,6 +373,27 @@ def test_int8_weights_are_quantized_block_by_block_as_in_one_call(monkeypatch: p
     assert torch.allclose(blocked.q_per_channel_scales(), whole.q_per_channel_scales())
 
 
+def test_an_int8_layer_packs_its_weight_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Packing is a tenth of the built-in model's load and a third of BLIP-base's: built at full size,
+    torch's dynamic Linear first packed an empty weight as large as the real one."""
+    if not _probe(INT8):
+        pytest.skip("no int8 kernels here")
+    from assistant.vision.runtime.fast import Int8Linear
+
+    packed: list[tuple[int, ...]] = []
+    prepack = torch.ops.quantized.linear_prepack
+    monkeypatch.setattr(torch.ops.quantized, "linear_prepack",
+                        lambda w, b=None: packed.append(tuple(w.shape)) or prepack(w, b))
+    gen = torch.Generator().manual_seed(4)
+    weight, bias, x = torch.randn(40, 24, generator=gen), torch.randn(40, generator=gen), torch.randn(3, 24)
+    layer = Int8Linear(weight, bias, None)
+    assert [s for s in packed if s != (1, 1)] == [(40, 24)]
+    assert (layer.inner.in_features, layer.inner.out_features) == (24, 40)
+    with torch.inference_mode():
+        ref = torch.nn.functional.linear(x, weight, bias)
+        assert (layer(x) - ref).abs().max() < 0.05 * ref.abs().max()  # int8's rounding, not another layer
+
+
 @pytest.mark.parametrize("kind", ["itm", "vqa", "builtin"])
 def test_encoder_layers_follow_their_own_format(tiny_models: dict[str, Path], kind: str) -> None:
     """Text-encoder layers run once per text, so the plan may store them apart from the decoder's; layers
