@@ -33,6 +33,21 @@ def test_decoder_shares_all_but_self_attention() -> None:
         assert d.attention is not e.attention
 
 
+@pytest.mark.parametrize("kw", [{}, {"share_text_layers": False, "share_text_embeddings": True},
+                                {"share_text_layers": False}])
+def test_the_tie_map_is_transformers_own_expansion(kw: dict) -> None:
+    """The model hands its expanded tie map over as it is (transformers' own expansion of it took 0.2 s of
+    every load): the same map, for the model and with every submodel."""
+    from transformers import PreTrainedModel
+
+    model = BuiltinBlipModel(_tiny_config(**kw))
+    for every in (False, True):
+        ours = model.get_expanded_tied_weights_keys(all_submodels=every)
+        assert ours == PreTrainedModel.get_expanded_tied_weights_keys(model, all_submodels=every)
+    assert bool(model._tied_weights_keys) == (kw.get("share_text_layers", True)
+                                              or kw.get("share_text_embeddings", False))
+
+
 def test_save_load_roundtrip_keeps_weights_and_ties(tmp_path) -> None:
     torch.manual_seed(0)
     model = BuiltinBlipModel(_tiny_config())
