@@ -242,6 +242,32 @@ def test_the_classifier_weighs_in_on_offered_choices_only_when_it_names_one() ->
     assert elsewhere.answer == "dog" and elsewhere.scores == {"cat": 0.13, "dog": 0.87}
 
 
+def test_a_thing_the_classifier_names_is_not_denied_plainly() -> None:
+    """"Is there a cat?" about the picture just called "It might be a cat": the decoder said "no" (0.84);
+    the classifier's evidence counts half, so the answer is a hedged yes, not a plain no."""
+    from assistant.describe import weigh_presence
+    from assistant.vision.results import AnswerResult
+
+    def decoder_says_no(question: str) -> AnswerResult:
+        return AnswerResult(image="x", question=question, answer="no", confidence=0.84,
+                            scores={"yes": 0.16, "no": 0.84})
+
+    cat = [("a cat", 0.96), ("a lynx", 0.01), ("a dog", 0.002)]
+    for question in ("is there a cat?", "are there any cats in the picture?", "is this a cat",
+                     "do you see a cat"):
+        said = weigh_presence(decoder_says_no(question), question, cat)
+        assert said.answer == "yes" and 0.5 < said.confidence < 0.6, question
+        assert sum(said.scores.values()) == pytest.approx(1.0)
+    cup = weigh_presence(decoder_says_no("is there a cup?"), "is there a cup?", [("a cup of coffee", 0.9)])
+    assert cup.answer == "yes"
+    for question, labels in (("is there a dog?", cat),  # the classifier names no dog
+                             ("is there a cat?", [("a cat", 0.2), ("a sofa", 0.7)]),  # too weak to count
+                             ("is the cat asleep?", cat),  # not a question about presence
+                             ("is there not a cat?", cat)):  # negated: left to the decoder
+        kept = weigh_presence(decoder_says_no(question), question, labels)
+        assert kept.answer == "no" and kept.scores == {"yes": 0.16, "no": 0.84}, question
+
+
 @pytest.mark.parametrize("suffix", [".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".ppm",
                                     ".avif"])
 def test_opened_images_of_every_common_format_are_described_and_asked_about(describer, tmp_path: Path,
