@@ -247,9 +247,7 @@ def weigh_choices(result: Any, labels: list[tuple[str, float]]) -> Any:
     from assistant import honesty
 
     scores: dict[str, float] = dict(result.scores or {})
-    evidence = {choice: max((p for label, p in labels if choice.lower().split()[-1] in label.lower().split()),
-                            default=0.0)
-                for choice in scores if choice.strip()}
+    evidence = {choice: _named(labels, choice.lower().split()[-1]) for choice in scores if choice.strip()}
     total = sum(evidence.values())
     if not evidence or max(evidence.values()) < honesty.load_calibration(honesty.FULL).guess:
         return result
@@ -277,9 +275,7 @@ def weigh_presence(result: Any, question: str, labels: list[tuple[str, float]]) 
     scores: dict[str, float] = dict(result.scores or {})
     if found is None or not scores or result.answer != "no":
         return result
-    head = found.group("thing").split()[-1]
-    forms = {head, head[:-1] if head.endswith("s") else head, head[:-2] if head.endswith("es") else head}
-    seen = max((p for label, p in labels if forms & set(label.lower().split())), default=0.0)
+    seen = _named(labels, found.group("thing").split()[-1])
     if seen < honesty.load_calibration(honesty.FULL).guess:
         return result
     combined = {"yes": 0.5 * scores.get("yes", 0.0) + 0.5 * seen,
@@ -287,6 +283,12 @@ def weigh_presence(result: Any, question: str, labels: list[tuple[str, float]]) 
     best = max(combined, key=combined.__getitem__)
     result.answer, result.confidence, result.scores = best, combined[best], combined
     return result
+
+
+def _named(labels: list[tuple[str, float]], word: str) -> float:
+    """How likely the classifier thinks the picture shows ``word`` ("cats" or "cat": "a cat", 0.96)."""
+    forms = {word, word.removesuffix("s"), word.removesuffix("es")}
+    return max((p for label, p in labels if forms & set(label.lower().split())), default=0.0)
 
 
 def _resolve_device(device: str) -> str:
