@@ -64,6 +64,23 @@ def test_colour_count_activity_place_need_agreeing_captions() -> None:
     assert count_questions(_words(["Two men .", "Three men talk ."])) == []
 
 
+def test_one_thing_is_counted_only_where_no_caption_speaks_of_more() -> None:
+    one_dog = ["A black dog runs on the grass .", "A dog is running .", "The dog runs in a park .",
+               "A wet dog runs ."]
+    assert count_questions(_words(one_dog)) == [("how many dogs are there?", "1")]
+    # BEACH says "a black dog" three times, but also "two dogs": never "1"
+    assert ("how many dogs are there?", "1") not in count_questions(_words(BEACH))
+    for more in ("Puppies play .", "A dog chases another dog .", "A group of dogs .", "Dogs play ."):
+        assert count_questions(_words([*one_dog, more])) == [], more
+    # "a dog" twice is not enough to say there is only one
+    assert count_questions(_words(one_dog[:2])) == []
+    # people: "a man" three times and "a couple" elsewhere is not one man
+    man = ["A man rides a bike .", "A man in a red shirt .", "A man cycles up a hill ."]
+    assert count_questions(_words(man)) == [("how many men are there?", "1")]
+    assert count_questions(_words([*man, "A couple rides bikes ."])) == []
+    assert count_questions(_words([*man, "Two people on a road ."])) == []
+
+
 def test_build_is_reproducible() -> None:
     records = [CaptionRecord(image=f"/x/{i}.jpg", captions=BEACH, image_id=str(i), split="test")
                for i in range(20)]

@@ -8,7 +8,9 @@ asked about.
   balance it, the same question for a thing no caption names nor anything of its kind (no "is there a
   woman?" when a caption says "person"), so that "yes" and "no" are equally common;
 - **colour**: "what color is the dress?" where captions say "pink dress" and none gives it another colour;
-- **count**: "how many dogs are there?" where captions say "two dogs" (and none another number);
+- **count**: "how many dogs are there?" where captions say "two dogs" (and none another number), and "1"
+  where at least three captions say "a dog" and none names more than one of its kind (without these, the
+  model learnt that every count is "2");
 - **activity**: "what is the man doing?" from "a man is climbing ...", when two captions agree on the verb;
 - **place**: "where is this?" from "on the beach", "in the snow", when two captions agree.
 
@@ -76,6 +78,15 @@ POSITIVE_WORDS: dict[str, tuple[str, ...]] = {
 MASS_NOUNS = {"water", "snow", "grass", "sand"}
 SUBJECTS = ("man", "woman", "boy", "girl", "child", "dog", "person", "baby", "horse", "kid", "guy", "lady",
             "skier", "biker", "surfer", "snowboarder", "player", "cat", "bird")
+# Things a caption's "a dog" counts as one, with the plural the question asks about ("how many dogs are
+# there?"); only things a caption would not call "a" when there are several of them in view.
+ONE_OF = {"man": "men", "woman": "women", "boy": "boys", "girl": "girls", "child": "children",
+          "dog": "dogs", "baby": "babies", "horse": "horses", "cat": "cats", "bird": "birds", "ball": "balls",
+          "bike": "bikes", "bicycle": "bicycles", "car": "cars", "boat": "boats", "person": "people"}
+PLURALS = set(ONE_OF.values()) | {"puppies", "kids", "animals", "players", "guys", "ladies", "dogs", "cats"}
+# Words saying there are several of a kind, whatever the number
+SEVERAL = {"crowd", "group", "groups", "team", "teams", "family", "couple", "both", "several", "many",
+           "pair", "each", "all", "herd", "pack", "flock", "others", "together", "they", "their", "them"}
 # Nouns a colour is asked about: clothes, animals and things with one clear colour.
 COLOURED = ("shirt", "dress", "jacket", "coat", "hat", "helmet", "shorts", "pants", "jeans", "top", "sweater",
             "uniform", "suit", "swimsuit", "cap", "dog", "ball", "car", "bike", "bicycle", "boat", "tent",
@@ -179,12 +190,31 @@ def count_questions(captions: Sequence[Sequence[str]]) -> list[tuple[str, str]]:
                     if noun.endswith("s") or noun in ("people", "men", "women", "children"):
                         votes.setdefault(noun, Counter())[NUMBERS[word]] += 1
                         break
+    for noun, plural in ONE_OF.items():
+        singles = sum(any(w in ("a", "an", "one") and noun in words[i + 1 : i + 3]  # "a (black) dog"
+                          for i, w in enumerate(words)) for words in captions)
+        if singles >= 3 and not any(_more_than_one(words, noun) for words in captions):
+            votes.setdefault(plural, Counter())[1] += singles
     out = []
     for noun, counts in sorted(votes.items()):
         n = _agreed(counts)
         if n is not None:
             out.append((f"how many {noun} are there?", str(n)))
     return out
+
+
+def _more_than_one(words: Sequence[str], noun: str) -> bool:
+    """Whether a caption speaks of more than one thing of ``noun``'s kind ("two dogs", "puppies", "another
+    dog", "a crowd"), so that "a dog" in another caption may be one of several."""
+    kind = next((k for k, names in OBJECT_KINDS.items() if noun in names), None)
+    kin = OBJECT_KINDS[kind] if kind else (noun,)
+    plurals = {ONE_OF.get(n, n + "s") for n in kin} | {n + "es" for n in kin} | (set(kin) & PLURALS)
+    for i, word in enumerate(words):
+        if word in SEVERAL or word in plurals:
+            return True
+        if word in ("another", "other", "others") and noun in words[i + 1 : i + 3]:
+            return True
+    return False
 
 
 def activity_questions(captions: Sequence[Sequence[str]]) -> list[tuple[str, str]]:
