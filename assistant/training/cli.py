@@ -440,8 +440,24 @@ def pretrain(
         typer.echo(f"installed as the built-in model: {install_builtin(out)}")
 
 
+def interpolate(
+    before: Path = typer.Argument(..., exists=True, file_okay=False, help="The weights before a stage."),
+    after: Path = typer.Argument(..., exists=True, file_okay=False, help="The weights after it."),
+    weight: float = typer.Option(..., "--weight", help="How far toward AFTER: 0 is BEFORE, 1 is AFTER."),
+    out: Path = typer.Option(..., "--out", help="A new folder for the result."),
+) -> None:
+    """Interpolate two fine-tunings of one model (WiSE-FT): keep most of both (model card, part three)."""
+    from assistant.training.interpolate import interpolate as mix
+
+    try:
+        typer.echo(f"interpolated weights saved to {mix(before, after, weight, out)}")
+    except (OSError, ValueError) as exc:
+        raise fail(str(exc)) from exc
+
+
 def register(app: typer.Typer) -> None:
     """Register this area's commands on the main app."""
     app.add_typer(finetune_app, name="finetune")
     app.add_typer(eval_app, name="eval")
     app.command("pretrain")(pretrain)
+    app.command("interpolate")(interpolate)
