@@ -132,7 +132,7 @@ def test_keyboard_backend_is_unavailable_here_with_a_reason() -> None:
 
 def test_picker_chooses_pynput_under_xvfb(x: xserver.XServer) -> None:
     choice = pick_backend()
-    assert choice.backend.name == "pynput"
+    assert choice.backend.name == "pynput", choice.explain()
     assert choice.skipped == []  # pynput comes first on Linux
     choice = pick_backend(("keyboard", "pynput"))
     assert choice.backend.name == "pynput"

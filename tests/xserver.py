@@ -49,6 +49,13 @@ def require(*tools: str) -> None:
         pytest.skip(f"needs {', '.join(missing)} (apt-get install xvfb xdotool openbox)")
 
 
+class ToolFailed(subprocess.CalledProcessError):
+    """A command against the test X server failed; its message carries what the command printed."""
+
+    def __str__(self) -> str:
+        return f"{super().__str__()} stderr: {self.stderr}"
+
+
 @dataclass
 class XServer:
     display: str
@@ -78,8 +85,10 @@ class XServer:
                     os.environ[key] = value
 
     def run(self, *args: str, timeout: float = 10) -> str:
-        return subprocess.run(args, env=self.env, check=True, capture_output=True, text=True,
-                              timeout=timeout).stdout
+        done = subprocess.run(args, env=self.env, capture_output=True, text=True, timeout=timeout)
+        if done.returncode:  # a tool's own words, for the rare failure under load that a bare status hides
+            raise ToolFailed(done.returncode, args, done.stdout, f"{done.stderr.strip()} (on {self.display})")
+        return done.stdout
 
     def xdotool(self, *args: str) -> str:
         return self.run("xdotool", *args)
