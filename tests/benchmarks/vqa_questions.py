@@ -10,8 +10,9 @@ of an image computed once for all its questions).
 Accuracy per kind: presence (yes/no, balanced: chance is 50%), colour (the caption's colour is named),
 count (the number), activity (the verb), place (the place). Each is printed beside the answer a model
 that always gives the most common reference answer would score, so a figure is read against that, and
-with the balanced accuracy (the mean of the accuracies per reference answer): most counts in captions
-are "two", so answering "2" to every count scores about 77% but a balanced 17%. ``--rescore FILE``
+with the balanced accuracy (the mean of the accuracies per reference answer): two counts in three are
+"1" (a dog that three captions call "a dog"), so answering "1" to every count scores 66% but a balanced
+14%. ``--rescore FILE``
 prints the tables again from a saved ``--out`` file, on today's question set, without the model. For
 yes/no, the share right in each spoken confidence band ("Yes.", "Probably ...", "I'm not sure ...").
 """
