@@ -83,7 +83,9 @@ SUBJECTS = ("man", "woman", "boy", "girl", "child", "dog", "person", "baby", "ho
 ONE_OF = {"man": "men", "woman": "women", "boy": "boys", "girl": "girls", "child": "children",
           "dog": "dogs", "baby": "babies", "horse": "horses", "cat": "cats", "bird": "birds", "ball": "balls",
           "bike": "bikes", "bicycle": "bicycles", "car": "cars", "boat": "boats", "person": "people"}
-PLURALS = set(ONE_OF.values()) | {"puppies", "kids", "animals", "players", "guys", "ladies", "dogs", "cats"}
+# Plural words in the kinds' own lists ("kids", "puppies") and the plurals asked about: any one of
+# them in a caption means more than one
+PLURALS = set(ONE_OF.values()) | {"puppies", "kids", "animals", "players", "guys", "ladies"}
 # Words saying there are several of a kind, whatever the number
 SEVERAL = {"crowd", "group", "groups", "team", "teams", "family", "couple", "both", "several", "many",
            "pair", "each", "all", "herd", "pack", "flock", "others", "together", "they", "their", "them"}
