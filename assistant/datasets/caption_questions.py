@@ -24,6 +24,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
+from functools import cache
 from typing import Any
 
 KINDS = ("presence", "colour", "count", "activity", "place")
@@ -208,15 +209,22 @@ def count_questions(captions: Sequence[Sequence[str]]) -> list[tuple[str, str]]:
 def _more_than_one(words: Sequence[str], noun: str) -> bool:
     """Whether a caption speaks of more than one thing of ``noun``'s kind ("two dogs", "puppies", "another
     dog", "a crowd"), so that "a dog" in another caption may be one of several."""
-    kind = next((k for k, names in OBJECT_KINDS.items() if noun in names), None)
-    kin = OBJECT_KINDS[kind] if kind else (noun,)
-    plurals = {ONE_OF.get(n, n + "s") for n in kin} | {n + "es" for n in kin} | (set(kin) & PLURALS)
+    several = _several(noun)
     for i, word in enumerate(words):
-        if word in SEVERAL or word in plurals:
+        if word in several:
             return True
         if word in ("another", "other", "others") and noun in words[i + 1 : i + 3]:
             return True
     return False
+
+
+@cache
+def _several(noun: str) -> frozenset[str]:
+    """The words that say there is more than one of ``noun``'s kind: its plurals and SEVERAL's."""
+    kind = next((k for k, names in OBJECT_KINDS.items() if noun in names), None)
+    kin = OBJECT_KINDS[kind] if kind else (noun,)
+    plurals = {ONE_OF.get(n, n + "s") for n in kin} | {n + "es" for n in kin} | (set(kin) & PLURALS)
+    return frozenset(plurals | SEVERAL)
 
 
 def activity_questions(captions: Sequence[Sequence[str]]) -> list[tuple[str, str]]:
