@@ -1,8 +1,9 @@
-"""Starting the tray app: the tray first, everything heavy after it.
+"""Starting the tray app: the tray first, the model beside it.
 
-Order matters for the first impression: the tray (or the actions window) is up within about a second,
-then the worker starts loading the model in its own thread, and "Ready." is spoken when it has. A request
-made before that waits in the worker and is answered as soon as the model is loaded.
+Order matters for the first impression: the tray (or the actions window) is up within about a second.
+The engine's imports begin at launch in a thread of their own (:mod:`assistant.vision.runtime.preload`),
+then the worker loads the model in its own thread, and "Ready." is spoken when it has. A request made
+before that waits in the worker and is answered as soon as the model is loaded.
 """
 
 from __future__ import annotations
@@ -46,6 +47,9 @@ def run(args: argparse.Namespace) -> int:
     except ipc.IpcError as exc:  # the hotkeys and the tray still work without the trigger channel
         log.warning("trigger channel: %s", exc)
         trigger_problem = f"The trigger command cannot reach the assistant: {exc}"
+    from assistant.vision.runtime import preload
+
+    preload.start()  # torch and transformers import beside Qt's start, not after it (issue #27)
     try:
         return _run_app(args, server, first_action, trigger_problem)
     finally:

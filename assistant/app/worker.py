@@ -18,6 +18,7 @@ from typing import Any
 from PySide6.QtCore import QObject, Signal
 
 from assistant.vision.errors import Interrupted  # torch-free
+from assistant.vision.runtime import preload  # torch-free
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +121,7 @@ class VisionWorker(QObject, Cancellable):
 
     def _run(self) -> None:
         self.loading.emit(self.model_name)
+        preload.wait()  # the engine's imports, begun at launch
         try:
             self.describer.load()
         except Exception as exc:  # any load failure must become words, never a dead worker
@@ -127,6 +129,8 @@ class VisionWorker(QObject, Cancellable):
             self.load_error = _load_message(self.model_name, exc)
             self.loadFailed.emit(self.load_error)
             return
+        finally:
+            preload.finish()
         release_memory()  # the load's temporaries (float16 weights converted to float32)
         self.ready.emit(self.model_name)
         while True:

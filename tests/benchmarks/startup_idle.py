@@ -2,8 +2,10 @@
 
 Launch to tray (the tray icon or actions window shown), launch to "Ready." (the model loaded and said so),
 then CPU and resident memory over ``--idle`` seconds with the model loaded and nothing asked for. The
-baseline, measured in the same run, is a bare PySide6 tray app (a QSystemTrayIcon and nothing else): the
-ratio says what the assistant adds to Qt's own start.
+baselines, measured in the same run: for the tray, a bare PySide6 tray app (a QSystemTrayIcon and nothing
+else), so the ratio says what the assistant adds to Qt's own start; for "Ready.", a bare Python process
+that imports the engine and loads the same model and does nothing else (what the app did after its tray
+until the engine's imports began at launch).
 
     python tests/benchmarks/startup_idle.py                 # built-in model, 60 s idle
     python tests/benchmarks/startup_idle.py --model base    # BLIP-base (seeded random weights)
@@ -44,6 +46,24 @@ def bare_tray_seconds(env: dict[str, str]) -> float:
     return float(out.split("shown_at=")[1]) - started
 
 
+ENGINE_ALONE = r"""
+import sys, time
+started = float(sys.argv[2])
+from assistant.describe import Describer
+Describer(sys.argv[1], threads=1).load()
+print(f"loaded_in={time.time() - started:.3f}", flush=True)
+"""
+
+
+def engine_alone_seconds(model: str, env: dict[str, str]) -> float:
+    """A bare Python process that imports the engine and loads ``model``, nothing else: what the app's
+    worker did, alone, after the tray was up, before its imports began at launch."""
+    started = time.time()
+    out = subprocess.run([sys.executable, "-c", ENGINE_ALONE, model, repr(started)], env=env,
+                         capture_output=True, text=True, timeout=300, check=True).stdout
+    return float(out.split("loaded_in=")[1])
+
+
 def main(argv: list[str] | None = None) -> int:
     import psutil
 
@@ -65,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         start_tray_host(server)
         env = app_env(server, work, BLIP_ASSISTANT_LOG_LEVEL="INFO")
         baseline = min(bare_tray_seconds(env) for _ in range(3))
+        engine_alone = min(engine_alone_seconds(model, env) for _ in range(2))
         log_path, speech = work / "app.log", work / "speech.jsonl"
         with open(log_path, "wb") as out:
             launched = time.time()
@@ -93,7 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  launch to tray   {tray_s:6.2f} s  (target {TARGETS['tray_s']} s; bare PySide6 tray "
           f"{baseline:.2f} s, ratio {tray_s / baseline:.2f})")
     print(f"  launch to ready  {ready_s:6.2f} s  (target {TARGETS['ready_s']} s; model loaded at "
-          f"{asked_s:.2f} s, speech started {ready_s - asked_s:.2f} s later)")
+          f"{asked_s:.2f} s, speech started {ready_s - asked_s:.2f} s later; the engine alone, imported "
+          f"and loaded in a bare process: {engine_alone:.2f} s, ratio {ready_s / engine_alone:.2f})")
     print(f"  idle CPU         {cpu:6.2f} % of one core over {args.idle:.0f} s "
           f"(target {TARGETS['idle_cpu_percent']} %)")
     print(f"  resident memory  {rss_mb:6.0f} MB" + (f"  (target {rss_target} MB)" if rss_target else "")
