@@ -15,11 +15,17 @@ from typing import Any
 
 
 class _Forgetful(dict):
-    """A ``linecache.cache`` that keeps nothing: every lookup reads the file again, which only tracebacks
-    and warnings do, rarely."""
+    """A ``linecache.cache`` that keeps only the entry set last: every other lookup reads the file again,
+    which only tracebacks and warnings do, rarely.
+
+    Not none at all: where a module has no file on disk (the PyInstaller bundle keeps them in its
+    archive) linecache asks the module's loader, stores the answer and reads it straight back; a cache
+    that kept nothing failed there with a KeyError, on the bundle's first import after PySide6's.
+    """
 
     def __setitem__(self, key: Any, value: Any) -> None:
-        pass
+        self.clear()
+        super().__setitem__(key, value)
 
 
 def keep_no_sources() -> None:
