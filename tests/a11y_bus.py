@@ -54,10 +54,11 @@ def _can_run() -> str | None:
 
 
 @contextlib.contextmanager
-def accessibility_bus(display_env: dict[str, str], runtime_dir: Path) -> Iterator[AccessibilityBus]:
-    reason = _can_run()
-    if reason:
-        pytest.skip(reason)
+def session_bus(display_env: dict[str, str], runtime_dir: Path) -> Iterator[str]:
+    """A session bus, as every login session has; its address. Without one, Qt's first accessibility
+    update has libdbus try to start one (``dbus-launch --autolaunch``), which stalls the app for seconds."""
+    if subprocess.run(["which", "dbus-launch"], capture_output=True).returncode != 0:
+        pytest.skip("needs dbus-x11 (dbus-launch)")
     runtime_dir.mkdir(parents=True, exist_ok=True)
     env = {**display_env, "XDG_RUNTIME_DIR": str(runtime_dir)}
     out = subprocess.run(["dbus-launch", "--sh-syntax"], env=env, capture_output=True, text=True, timeout=20,
@@ -65,23 +66,38 @@ def accessibility_bus(display_env: dict[str, str], runtime_dir: Path) -> Iterato
     address = re.search(r"DBUS_SESSION_BUS_ADDRESS='([^']+)'", out)
     pid = re.search(r"DBUS_SESSION_BUS_PID=(\d+)", out)
     assert address and pid, out
-    bus_pid = int(pid.group(1))
-    env["DBUS_SESSION_BUS_ADDRESS"] = address.group(1)
-    launcher = subprocess.Popen([BUS_LAUNCHER, "--launch-immediately"], env=env, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL, start_new_session=True)
     try:
-        yield AccessibilityBus({"DBUS_SESSION_BUS_ADDRESS": address.group(1),
-                                "QT_LINUX_ACCESSIBILITY_ALWAYS_ON": "1", "QT_ACCESSIBILITY": "1",
-                                "NO_AT_BRIDGE": "0"})
+        yield address.group(1)
     finally:
-        # The launcher starts dbus-daemon for the accessibility bus in its own session: end that group.
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(launcher.pid, signal.SIGTERM)
+            os.kill(int(pid.group(1)), signal.SIGTERM)
+
+
+@contextlib.contextmanager
+def accessibility_bus(display_env: dict[str, str], runtime_dir: Path) -> Iterator[AccessibilityBus]:
+    reason = _can_run()
+    if reason:
+        pytest.skip(reason)
+    with session_bus(display_env, runtime_dir) as address:
+        env = {**display_env, "XDG_RUNTIME_DIR": str(runtime_dir), "DBUS_SESSION_BUS_ADDRESS": address}
+        launcher = subprocess.Popen([BUS_LAUNCHER, "--launch-immediately"], env=env,
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                    start_new_session=True)
         try:
-            launcher.wait(5)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(launcher.pid, signal.SIGKILL)
-            launcher.wait(5)
+            yield AccessibilityBus({"DBUS_SESSION_BUS_ADDRESS": address,
+                                    "QT_LINUX_ACCESSIBILITY_ALWAYS_ON": "1", "QT_ACCESSIBILITY": "1",
+                                    "NO_AT_BRIDGE": "0"})
+        finally:
+            _stop_launcher(launcher)
+
+
+def _stop_launcher(launcher: subprocess.Popen) -> None:
+    # The launcher starts dbus-daemon for the accessibility bus in its own session: end that group.
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(launcher.pid, signal.SIGTERM)
+    try:
+        launcher.wait(5)
+    except subprocess.TimeoutExpired:
         with contextlib.suppress(ProcessLookupError):
-            os.kill(bus_pid, signal.SIGTERM)
+            os.killpg(launcher.pid, signal.SIGKILL)
+        launcher.wait(5)

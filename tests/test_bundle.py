@@ -19,11 +19,13 @@ import subprocess
 import tempfile
 import time
 import tomllib
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
+from a11y_bus import session_bus
 from desktop import start_tray_host, wait_for
 from xserver import require, xvfb
 
@@ -34,8 +36,9 @@ VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["versi
 pytestmark = [pytest.mark.slow, pytest.mark.desktop]
 
 
-def clean_env(display: str, tmp: Path) -> dict[str, str]:
-    """What a login session gives a program: no virtual environment, no PYTHONPATH, system PATH only."""
+def clean_env(display: str, tmp: Path, bus: str | None = None) -> dict[str, str]:
+    """What a login session gives a program: no virtual environment, no PYTHONPATH, system PATH only, and
+    its session bus (``bus``)."""
     runtime = Path(tempfile.mkdtemp(prefix="bb-", dir="/tmp"))  # a socket path must stay short
     alsa = tmp / "asound.conf"
     alsa.write_text("pcm.!default { type null }\nctl.!default { type hw card 0 }\n")
@@ -43,7 +46,7 @@ def clean_env(display: str, tmp: Path) -> dict[str, str]:
             "XDG_SESSION_TYPE": "x11", "XDG_RUNTIME_DIR": str(runtime),
             "XDG_CONFIG_HOME": str(tmp / "config"),
             "BLIP_ASSISTANT_HOME": str(tmp / "data"), "ALSA_CONFIG_PATH": str(alsa), "LANG": "C.UTF-8",
-            "HF_HUB_OFFLINE": "1"}
+            "HF_HUB_OFFLINE": "1", **({"DBUS_SESSION_BUS_ADDRESS": bus} if bus else {})}
 
 
 def said(log: Path) -> list[dict]:
@@ -72,6 +75,12 @@ def desktop():
         yield server
 
 
+@pytest.fixture(scope="module")
+def bus(desktop, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with session_bus(desktop.env, tmp_path_factory.mktemp("bus")) as address:
+        yield address
+
+
 def test_the_bundle_runs_without_python_and_carries_the_version(tmp_path: Path) -> None:
     env = clean_env(":0", tmp_path)
     out = subprocess.run([str(BUNDLE), "--version"], env=env, capture_output=True, text=True, timeout=60)
@@ -81,12 +90,12 @@ def test_the_bundle_runs_without_python_and_carries_the_version(tmp_path: Path) 
     assert "describe-screen" in listed.stdout and "about" in listed.stdout
 
 
-def test_the_bundle_describes_the_screen_on_trigger_and_quits(desktop, tmp_path: Path) -> None:
+def test_the_bundle_describes_the_screen_on_trigger_and_quits(desktop, bus: str, tmp_path: Path) -> None:
     photo = tmp_path / "photo.png"
     Image.open(ROOT / "resources" / "images" / "chelsea.jpg").convert("RGB").resize((1000, 680)).save(photo)
     viewer, _ = desktop.show_image(photo, "A photo", 140, 60)
     time.sleep(0.3)
-    env = clean_env(desktop.display, tmp_path)
+    env = clean_env(desktop.display, tmp_path, bus)
     # A user who has met the welcome window already: it would cover the photo.
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "settings.json").write_text(
