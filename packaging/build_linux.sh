@@ -55,6 +55,35 @@ if command -v appstreamcli >/dev/null; then
 fi
 test "$("$OUT/blip-assistant" --version)" = "$VERSION"
 
+# The bundle must also start, not only print its version (on 2026-12-07 one built fine and died at its
+# first import after PySide6's): headless, in a scratch home, it has to come up (and say "Ready." where
+# espeak-ng can speak it), then quit on its own trigger. A bundle that cannot start is never packed.
+SMOKE=$(mktemp -d /tmp/blip-smoke-XXXXXX)
+mkdir -p "$SMOKE/home" "$SMOKE/run" && chmod 700 "$SMOKE/run"
+echo '{"version": 1, "settings": {"app.show_welcome": false}}' > "$SMOKE/home/settings.json"
+smoke_env=(env -i "PATH=/usr/bin:/bin" "HOME=$SMOKE" "BLIP_ASSISTANT_HOME=$SMOKE/home"
+           "XDG_RUNTIME_DIR=$SMOKE/run" "QT_QPA_PLATFORM=offscreen" "HF_HUB_OFFLINE=1" "LANG=C.UTF-8"
+           "BLIP_ASSISTANT_LOG_LEVEL=INFO")
+if command -v espeak-ng >/dev/null; then up=('"Ready."' "$SMOKE/said.jsonl"); else up=('startup shown_at' "$SMOKE/app.log"); fi
+"${smoke_env[@]}" "$OUT/blip-assistant" --speech-log "$SMOKE/said.jsonl" --speech-to-wav "$SMOKE/wav" \
+  > "$SMOKE/app.log" 2>&1 &
+app=$!
+for _ in $(seq 120); do
+  grep -qF "${up[0]}" "${up[1]}" 2>/dev/null && break
+  kill -0 "$app" 2>/dev/null || break
+  sleep 0.5
+done
+if ! grep -qF "${up[0]}" "${up[1]}" 2>/dev/null; then
+  kill "$app" 2>/dev/null || true
+  echo "the bundle did not start (it exited, or showed no '${up[0]}' within 60 s):" >&2
+  tail -20 "$SMOKE/app.log" >&2
+  exit 1
+fi
+"${smoke_env[@]}" "$OUT/blip-assistant" trigger quit >/dev/null
+wait "$app" || { echo "the bundle did not quit cleanly:" >&2; tail -20 "$SMOKE/app.log" >&2; exit 1; }
+rm -rf "$SMOKE"
+echo "started: ${up[0]}, then quit"
+
 TARBALL=dist/blip-assistant-$VERSION-linux-$(uname -m).tar.xz
 XZ_OPT="-6 -T2" nice -n 10 tar -C dist -cJf "$TARBALL" blip-assistant
 echo "bundle:   $OUT ($(du -sh "$OUT" | cut -f1))"
