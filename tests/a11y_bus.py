@@ -43,10 +43,9 @@ class AccessibilityBus:
 
 
 def _can_run() -> str | None:
+    """What the accessibility bus needs beyond the session bus (:func:`session_bus` checks dbus-launch)."""
     if not os.path.exists(BUS_LAUNCHER):
         return "needs at-spi2-core (at-spi-bus-launcher)"
-    if subprocess.run(["which", "dbus-launch"], capture_output=True).returncode != 0:
-        return "needs dbus-x11 (dbus-launch)"
     if not os.path.exists(SYSTEM_PYTHON) or subprocess.run(
             [SYSTEM_PYTHON, "-c", "import pyatspi"], capture_output=True).returncode != 0:
         return "needs python3-pyatspi for the system Python"
