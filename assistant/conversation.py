@@ -71,6 +71,15 @@ NUMBER_WORDS = ("no", "one", "two", "three", "four", "five", "six", "seven", "ei
 IRREGULAR_SINGULAR = {"people": "person", "men": "man", "women": "woman", "children": "child",
                       "mice": "mouse", "feet": "foot", "teeth": "tooth", "geese": "goose", "sheep": "sheep",
                       "fish": "fish", "deer": "deer", "dogs": "dog", "persons": "person"}
+# "where is the dog?" -> "grass": the place words the model learnt to answer with
+# (assistant.datasets.caption_questions.PLACES), said with the preposition a person would use; the rest
+# take "in" ("in the water", "in the park").
+PLACES_ON = ("beach", "grass", "street", "road", "sand", "mountain", "stage", "sidewalk", "track", "court",
+             "trail", "hill")
+# Answers to "where" that need no article: "The dog is outside."
+BARE_PLACES = ("outside", "inside", "outdoors", "indoors", "home", "here", "there", "upstairs", "downstairs")
+# Subjects that are the picture itself: "where is this?" -> "On the beach.", not "This is on the beach."
+PICTURE_SUBJECTS = ("this", "that", "it", "the picture", "this place", "that place")
 PREPOSITIONS = ("in", "on", "at", "by", "near", "under", "behind", "inside", "outside", "next", "beside",
                 "above", "below", "over", "across", "along", "through", "into", "onto", "against")
 
@@ -272,7 +281,11 @@ def phrase(question: Question, answer: str, confidence: float | None) -> str:
         return hedge(spoken, confidence)
     band = _band(confidence, OPEN_SURE, OPEN_UNSURE)
     sentence = _worded(question, answer, "probably " if band == "probably" else "")
-    return _unsure(sentence) if band == "unsure" else sentence
+    if band != "unsure":
+        return sentence
+    if sentence == _sentence(answer):  # a bare answer keeps the model's own case: "... I think water."
+        return f"I'm not sure, but I think {answer}."
+    return _unsure(sentence)
 
 
 def _worded(question: Question, answer: str, adverb: str) -> str:
@@ -296,9 +309,25 @@ def _worded(question: Question, answer: str, adverb: str) -> str:
         return _sentence(subject_is + low)
     if question.kind == "wearing" and low not in ("nothing", "no"):
         return _sentence(f"{subject_is}wearing {low}")
-    if question.kind == "where" and low.split()[0] in PREPOSITIONS:
-        return _sentence(subject_is + low)
+    if question.kind == "where":
+        return _where(question, low, subject_is, adverb) or _sentence(adverb + answer)
     return _sentence(adverb + answer)
+
+
+def _where(question: Question, low: str, subject_is: str, adverb: str) -> str | None:
+    """"where is the dog?" as a sentence: "on the beach" as said, "grass" -> "on the grass"; None for an
+    answer that is no place the model was taught ("cabinet": said as it is)."""
+    from assistant.datasets.caption_questions import PLACES
+
+    if low.split()[0] in PREPOSITIONS or low in BARE_PLACES:
+        place = low
+    elif low in PLACES.values():
+        place = f"{'on' if low in PLACES_ON else 'in'} the {low}"
+    else:
+        return None
+    if question.subject in PICTURE_SUBJECTS:
+        return _sentence(adverb + place)
+    return _sentence(subject_is + place)
 
 
 def answer(describer: Any, image: Any, raw_question: str, label: str | None = None) -> Any:

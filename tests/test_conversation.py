@@ -110,6 +110,30 @@ def test_worded_answers_say_how_sure_the_model_is() -> None:
     assert phrase(parse("what colour is the car"), "red", None) == "The car is red."  # no figure: as said
 
 
+def test_where_answers_say_the_place_as_a_person_would() -> None:
+    # "where is he?" -> "water" at 0.71 was said "I'm not sure, but I think Water."
+    assert phrase(parse("where is he?"), "water", OPEN_UNSURE - 0.05) == (
+        "I'm not sure, but I think he is in the water.")
+    assert phrase(parse("where is the dog"), "grass", OPEN_SURE) == "The dog is on the grass."
+    assert phrase(parse("where are the kids"), "beach", OPEN_SURE) == "The kids are on the beach."
+    assert phrase(parse("where is this"), "snow", (OPEN_SURE + OPEN_UNSURE) / 2) == "Probably in the snow."
+    assert phrase(parse("where is the cat"), "outside", OPEN_SURE) == "The cat is outside."
+    # no place the model was taught: said as it is, in the model's own case when unsure
+    assert phrase(parse("where is the pillow"), "cabinet", OPEN_SURE) == "Cabinet."
+    assert phrase(parse("what is the man doing"), "cabinet", OPEN_UNSURE - 0.05) == (
+        "I'm not sure, but I think cabinet.")
+
+
+def test_every_place_the_model_answers_with_is_phrased() -> None:
+    from assistant.conversation import PLACES_ON
+    from assistant.datasets.caption_questions import PLACES
+
+    assert set(PLACES_ON) <= set(PLACES.values())
+    for place in set(PLACES.values()):
+        said = phrase(parse("where is the dog"), place, OPEN_SURE)
+        assert said in (f"The dog is on the {place}.", f"The dog is in the {place}."), said
+
+
 # --- the model side, on a tiny random checkpoint -----------------------------------------------------------
 @pytest.fixture(scope="module")
 def describer(tiny_models):
