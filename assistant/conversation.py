@@ -21,6 +21,10 @@ SURE, UNSURE = 0.8, 0.6
 # on 1,000 questions about Flickr8k val photos (tests/benchmarks/vqa_questions.py --split val), answers at
 # 0.9 or more were right 91% of the time, 0.75-0.9 70%, below 0.75 37% (below 0.6, 24%).
 OPEN_SURE, OPEN_UNSURE = 0.9, 0.75
+# Below this an answer is no better than a guess and is not offered (as descriptions offer a guess from 0.4,
+# assistant/honesty.py): on the 3,106 val questions, the 30 answers under 0.4 were right 17% of the time,
+# 0.4-0.6 30%. The questions the model was never taught ("who is in the background?") mostly land here.
+OPEN_GUESS = 0.4
 
 FILLERS = ("um", "umm", "uh", "uhh", "er", "erm", "hmm", "hm", "ah", "so", "well", "okay", "ok", "oh",
            "hey", "please", "and", "but", "like", "now", "right", "alright", "assistant", "blip")
@@ -48,6 +52,9 @@ DESCRIBE = re.compile(
     r"|what (?:is|are) (?:going on|happening)(?: here| in (?:it|the picture))?"
     r"|what (?:do|can) (?:you|i) see(?: here| in (?:it|the picture))?"
     r"|what am i (?:looking at|seeing)"
+    # "who is in the picture?": the model was never taught to answer "who" (it said "sitting"); the
+    # description names who is there, with its own hedging
+    r"|who (?:is|are) (?:in (?:it|the picture|there)|there|here|this|that|these|those|it)"
     r"|what does (?:it|the picture|this|that) (?:show|look like)"
     r"|(?:describe|explain|read)(?: it| this| that| the picture| again| more)*(?: in (?:more )?detail)?"
     r"|(?:tell me )?more(?: about (?:it|this|that|the picture))?(?: please)?"
@@ -80,6 +87,14 @@ PLACES_ON = ("beach", "grass", "street", "road", "sand", "mountain", "stage", "s
 BARE_PLACES = ("outside", "inside", "outdoors", "indoors", "home", "here", "there", "upstairs", "downstairs")
 # Subjects that are the picture itself: "where is this?" -> "On the beach.", not "This is on the beach."
 PICTURE_SUBJECTS = ("this", "that", "it", "the picture", "this place", "that place")
+# Said instead of an answer of the wrong kind (see fits) or a guess (OPEN_GUESS).
+CANT_TELL = "I can't tell that from this picture."
+# Words in -ing that are things, not activities ("a building", "a ring", "clothing").
+NOT_GERUNDS = ("building", "clothing", "ceiling", "railing", "string", "spring", "swing", "thing",
+               "something", "nothing", "wedding", "evening", "morning", "painting", "drawing", "sibling",
+               "king", "ring", "wing", "earring", "earrings", "stocking", "stockings", "legging",
+               "leggings", "filling", "icing", "pudding", "stuffing", "frosting", "dining", "living",
+               "lighting", "awning", "sling")
 PREPOSITIONS = ("in", "on", "at", "by", "near", "under", "behind", "inside", "outside", "next", "beside",
                 "above", "below", "over", "across", "along", "through", "into", "onto", "against")
 
@@ -279,6 +294,8 @@ def phrase(question: Question, answer: str, confidence: float | None) -> str:
     if question.kind == "choice":
         spoken = dict(zip(question.choices, question.spoken_choices, strict=True)).get(low, answer)
         return hedge(spoken, confidence)
+    if not fits(question, low) or (confidence is not None and confidence < OPEN_GUESS):
+        return CANT_TELL
     band = _band(confidence, OPEN_SURE, OPEN_UNSURE)
     sentence = _worded(question, answer, "probably " if band == "probably" else "")
     if band != "unsure":
@@ -286,6 +303,34 @@ def phrase(question: Question, answer: str, confidence: float | None) -> str:
     if sentence == _sentence(answer):  # a bare answer keeps the model's own case: "... I think water."
         return f"I'm not sure, but I think {answer}."
     return _unsure(sentence)
+
+
+def _gerund(word: str) -> bool:
+    return len(word) > 4 and word.endswith("ing") and word not in NOT_GERUNDS
+
+
+def fits(question: Question, low: str) -> bool:
+    """Whether ``low`` (the model's answer, lowercase) is the kind of answer the question asks for. The
+    model answers every question with something; "he is wearing holding" or "who is in the picture? -
+    sitting" is an invention in the question's grammar, so it is not said (see CANT_TELL)."""
+    words = low.split()
+    if not words:
+        return False
+    first, yes_no = words[0], low in ("yes", "no")
+    if question.kind == "count":
+        return _number(low) is not None or first in ("many", "several", "lots", "few", "some")
+    if question.kind == "doing":
+        return _gerund(first)
+    if question.kind == "colour":
+        return not (yes_no or _gerund(first) or _number(low) is not None)
+    if question.kind == "wearing":
+        return not (yes_no or _gerund(first) or _number(low) is not None)
+    if question.kind == "where":
+        return not (yes_no or _gerund(first) or low.isdigit())
+    if question.kind == "open" and question.text.startswith(("what ", "which ", "who ")):
+        asked_verb = question.text.rstrip("?").split()[-1]
+        return not (yes_no or (_gerund(first) and _gerund(asked_verb)))
+    return True
 
 
 def _worded(question: Question, answer: str, adverb: str) -> str:
@@ -358,4 +403,23 @@ def answer(describer: Any, image: Any, raw_question: str, label: str | None = No
         return out
     out.answer, out.confidence = result.answer, result.confidence
     out.text = phrase(question, result.answer or "", result.confidence)
+    if question.kind == "choice" and (sure_no := _neither(describer, image, question)) is not None:
+        out.answer, out.confidence = "neither", sure_no
+        out.text = f"Neither: I don't see {' or '.join(question.spoken_choices)}."
     return out
+
+
+def _neither(describer: Any, image: Any, question: Question) -> float | None:
+    """"Is it a cat or a dog?" about a beach: ranking the offered answers always names one. Where they are
+    things ("a cat", not "red" or "day"), each is asked about on its own ("is there a cat in the
+    picture?", the model's strongest kind of question: 97% right when sure, on the val photos), and when
+    each is a sure "no", none is named. Returns the least sure of those "no"s, or None."""
+    if not all(s.split()[0] in ("a", "an", "some") for s in question.spoken_choices):
+        return None
+    sure_no = 1.0
+    for thing in question.spoken_choices:
+        result = describer.ask_model(image, f"is there {thing} in the picture?", choices=["yes", "no"])
+        if not result.ok or result.answer != "no" or (result.confidence or 0.0) < SURE:
+            return None
+        sure_no = min(sure_no, result.confidence)
+    return sure_no

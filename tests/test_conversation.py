@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from assistant.conversation import OPEN_SURE, OPEN_UNSURE, SURE, UNSURE, parse, phrase, tidy
+from assistant.conversation import CANT_TELL, OPEN_SURE, OPEN_UNSURE, SURE, UNSURE, parse, phrase, tidy
 
 COMMAND = Path(sys.executable).parent / "blip-assistant"
 ROOT = Path(__file__).resolve().parents[1]
@@ -60,7 +60,8 @@ def test_kinds_and_what_is_not_a_choice() -> None:
     assert parse("is it sunny or not").kind == "yesno"
     assert parse("what is the woman wearing").kind == "wearing"
     assert parse("where are the kids").kind == "where"
-    assert parse("who is in this photo").kind == "open"
+    assert parse("who is in this photo").kind == "describe"  # the description names who is there
+    assert parse("who is the man talking to").kind == "open"
     assert tidy("Um, so, WHAT is it?") == "what is it"
 
 
@@ -81,7 +82,8 @@ def test_answers_are_short_sentences_where_that_reads_better() -> None:
     assert phrase(parse("how many people are there"), "1", 0.95) == "There is one person."
     assert phrase(parse("how many cars"), "0", 0.95) == "There are no cars."
     assert phrase(parse("what is the man doing"), "running", 0.95) == "The man is running."
-    assert phrase(parse("what is the man doing"), "cabinet", 0.95) == "Cabinet."  # no guessing a verb
+    # not an activity: not said in the question's grammar ("The man is cabinet.") nor as an answer
+    assert phrase(parse("what is the man doing"), "cabinet", 0.95) == CANT_TELL
     wearing = phrase(parse("what is the girl wearing"), "a pink dress", 0.95)
     assert wearing == "The girl is wearing a pink dress."
     assert phrase(parse("where are the kids"), "on the beach", 0.95) == "The kids are on the beach."
@@ -120,8 +122,41 @@ def test_where_answers_say_the_place_as_a_person_would() -> None:
     assert phrase(parse("where is the cat"), "outside", OPEN_SURE) == "The cat is outside."
     # no place the model was taught: said as it is, in the model's own case when unsure
     assert phrase(parse("where is the pillow"), "cabinet", OPEN_SURE) == "Cabinet."
-    assert phrase(parse("what is the man doing"), "cabinet", OPEN_UNSURE - 0.05) == (
+    assert phrase(parse("where is the pillow"), "cabinet", OPEN_UNSURE - 0.05) == (
         "I'm not sure, but I think cabinet.")
+
+
+def test_an_answer_of_the_wrong_kind_is_not_said() -> None:
+    # heard on Flickr8k test photos: "I'm not sure, but I think he is wearing holding.", "who is in the
+    # picture?" -> "sitting", "what is the dog holding?" -> "standing", "where are they?" -> "1"
+    unsure = OPEN_UNSURE - 0.05
+    assert phrase(parse("what's he wearing"), "holding", unsure) == CANT_TELL
+    assert phrase(parse("what is the dog holding"), "standing", unsure) == CANT_TELL
+    assert phrase(parse("where are they"), "1", unsure) == CANT_TELL
+    assert phrase(parse("where are they"), "yes", OPEN_SURE) == CANT_TELL
+    assert phrase(parse("how many dogs"), "red", OPEN_SURE) == CANT_TELL
+    assert phrase(parse("what colour is the car"), "yes", OPEN_SURE) == CANT_TELL
+    assert parse("who is in the picture?").kind == "describe"
+    assert parse("um, who's there").kind == "describe"
+    # the right kind is said, however unsure
+    assert phrase(parse("what's he wearing"), "a red shirt", unsure) == (
+        "I'm not sure, but I think he is wearing a red shirt.")
+    assert phrase(parse("what is the dog holding"), "stick", OPEN_SURE) == "Stick."
+    assert phrase(parse("what is the man holding"), "painting", OPEN_SURE) == "Painting."  # a thing
+    assert phrase(parse("what sport is he playing"), "soccer", OPEN_SURE) == "Soccer."
+    assert phrase(parse("how many dogs"), "many", OPEN_SURE) == "Many."
+
+
+def test_a_guess_is_not_offered_as_an_answer() -> None:
+    from assistant.conversation import OPEN_GUESS
+
+    assert phrase(parse("what colour is the car"), "red", OPEN_GUESS) == (
+        "I'm not sure, but I think the car is red.")
+    assert phrase(parse("what colour is the car"), "red", OPEN_GUESS - 0.01) == CANT_TELL
+    assert phrase(parse("what is in the background"), "clothes", 0.29) == CANT_TELL
+    # yes/no and choices always name one of the answers, with their own bands
+    assert phrase(parse("is there a dog"), "no", 0.3) == "I'm not sure, but I think no."
+    assert phrase(parse("where is the cat"), "under the table", OPEN_SURE) == "The cat is under the table."
 
 
 def test_every_place_the_model_answers_with_is_phrased() -> None:
@@ -232,7 +267,8 @@ def test_the_builtin_model_answers_spoken_questions_from_kept_features() -> None
     assert calls == [], "a follow-up ran the vision encoder again"
     assert yes_no.answer in ("yes", "no")
     assert yes_no.text.rstrip(".").split()[-1].lower() in ("yes", "no", "not")
-    assert choice.answer in ("cat", "dog") and choice.text.lower().rstrip(".").endswith(("a cat", "a dog"))
+    # neither is in the picture: asked one by one, each is a sure "no" (it used to pick one anyway)
+    assert choice.answer == "neither" and choice.text == "Neither: I don't see a cat or a dog.", choice
     assert "the helmet is " in colour.text.lower()
     # the astronaut's helmet is white: a wrong colour must not be said as a sure one
     assert colour.answer == "white" or not colour.text.startswith("The helmet is "), colour
@@ -247,6 +283,41 @@ def test_the_builtin_model_tells_a_cat_from_a_dog() -> None:
     photo = Image.open(ROOT / "resources" / "images" / "chelsea.jpg").convert("RGB")
     said = Describer("builtin").ask(photo, "is it a cat or a dog")
     assert said.answer == "cat" and "cat" in said.text
+
+
+class _Presence:
+    """A describer whose model answers "is there X in the picture?" from a table, and ranks choices."""
+
+    def __init__(self, there: dict[str, tuple[str, float]]) -> None:
+        self.there, self.asked = there, []
+
+    def ask_model(self, image, question, choices=None):
+        from assistant.vision.results import AnswerResult
+
+        self.asked.append(question)
+        thing = question.removeprefix("is there ").removesuffix(" in the picture?")
+        if choices == ["yes", "no"]:
+            answer, confidence = self.there[thing]
+        else:
+            answer, confidence = choices[0], 0.6
+        return AnswerResult(image="x", question=question, answer=answer, confidence=confidence)
+
+
+def test_neither_is_said_only_when_each_offered_thing_is_surely_absent() -> None:
+    from assistant.conversation import answer
+
+    absent = _Presence({"a cat": ("no", 0.95), "a dog": ("no", 0.9)})
+    said = answer(absent, Image.new("RGB", (8, 8)), "is it a cat or a dog?", label="x")
+    assert (said.answer, said.confidence) == ("neither", 0.9)
+    assert said.text == "Neither: I don't see a cat or a dog."
+    assert absent.asked[1:] == ["is there a cat in the picture?", "is there a dog in the picture?"]
+    for there in ({"a cat": ("no", 0.95), "a dog": ("no", SURE - 0.01)},  # one "no" not sure
+                  {"a cat": ("no", 0.95), "a dog": ("yes", 0.9)}):
+        said = answer(_Presence(there), Image.new("RGB", (8, 8)), "is it a cat or a dog?", label="x")
+        assert said.answer == "cat" and said.text == "Probably a cat.", there
+    colours = _Presence({})  # "red" or "blue" is no thing to look for: the ranking stands
+    said = answer(colours, Image.new("RGB", (8, 8)), "is the car red or blue", label="x")
+    assert said.answer == "red" and len(colours.asked) == 1
 
 
 def test_the_classifier_weighs_in_on_offered_choices_only_when_it_names_one() -> None:

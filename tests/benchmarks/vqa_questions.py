@@ -45,17 +45,22 @@ def questions(split: str = "test", images: int | None = None, seed: int = 0) -> 
     return build(records, seed=seed)
 
 
+BANDS = ("sure", "probably", "unsure", "not said")
+
+
 def band(text: str) -> str:
     """How sure the spoken answer sounds: "I'm not sure, but ...", "Probably ..." / "The car is probably
-    red." or plain."""
+    red.", plain, or not said ("I can't tell that from this picture.")."""
     if text.startswith("I'm not sure"):
         return "unsure"
+    if text.startswith("I can't tell"):  # not offered (conversation.OPEN_GUESS, fits); "right" is the model's
+        return "not said"
     return "probably" if text.startswith("Probably") or " probably " in text else "sure"
 
 
 def bands(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return {b: {"n": len(group), "accuracy": sum(r["right"] for r in group) / len(group) if group else None}
-            for b in ("sure", "probably", "unsure") for group in [[r for r in rows if band(r["text"]) == b]]}
+            for b in BANDS for group in [[r for r in rows if band(r["text"]) == b]]}
 
 
 def correct(kind: str, gold: str, answer: Any) -> bool:
