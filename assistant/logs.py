@@ -8,6 +8,7 @@ and ``BACKUPS`` old files, so a month of use cannot fill a disk.
 
 from __future__ import annotations
 
+import faulthandler
 import logging
 import os
 from logging.handlers import RotatingFileHandler
@@ -16,6 +17,11 @@ from pathlib import Path
 from assistant import home
 
 LOG_FILE = "assistant.log"
+# Where a crash (a segmentation fault in Qt, a driver or a library) leaves every thread's Python stack:
+# file names, functions and line numbers, nothing from the screen. Empty unless the app has crashed.
+CRASH_FILE = "crash.log"
+MAX_CRASH_BYTES = 1_000_000
+_crash_stream = None  # kept open: faulthandler writes to its descriptor from the signal handler
 MAX_BYTES = 1_000_000
 BACKUPS = 3
 DEBUG_SETTING = "app.debug_log"
@@ -74,8 +80,28 @@ def content(what: str, text: str) -> None:
     _content.info("%s: %s", what, text)
 
 
+def trace_crashes() -> Path:
+    """From now on a crash writes where every thread was to ``logs/crash.log`` (readable by the user
+    alone), so a crash can be reported; a file grown past ``MAX_CRASH_BYTES`` is started again."""
+    global _crash_stream
+    path = home.logs_dir() / CRASH_FILE
+    if path.exists() and path.stat().st_size > MAX_CRASH_BYTES:
+        path.unlink()
+    stream = os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "a", encoding="utf-8")
+    faulthandler.enable(stream, all_threads=True)
+    if _crash_stream is not None:
+        _crash_stream.close()
+    _crash_stream = stream
+    return path
+
+
 def remove_all() -> int:
     """Close the log files and delete them (for "Delete all my data"); the number of files removed."""
+    global _crash_stream
+    if _crash_stream is not None:
+        faulthandler.disable()
+        _crash_stream.close()
+        _crash_stream = None
     root = logging.getLogger()
     for handler in list(root.handlers):
         if isinstance(handler, RotatingFileHandler):
@@ -83,7 +109,7 @@ def remove_all() -> int:
             handler.close()
     folder = home.home() / "logs"
     removed = 0
-    for file in folder.glob(f"{LOG_FILE}*") if folder.is_dir() else []:
+    for file in [*folder.glob(f"{LOG_FILE}*"), *folder.glob(CRASH_FILE)] if folder.is_dir() else []:
         file.unlink(missing_ok=True)
         removed += 1
     return removed

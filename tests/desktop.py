@@ -82,13 +82,21 @@ class RunningApp:
             raise AssertionError(f"the app exited with {self.proc.returncode}:\n{self.log_text()}")
 
     def log_text(self) -> str:
-        return self.output.read_text(errors="replace")[-6000:] if self.output.exists() else ""
+        """The app's output, and where it was if it crashed (``logs/crash.log``, written by the app)."""
+        text = self.output.read_text(errors="replace")[-6000:] if self.output.exists() else ""
+        crash = self.home / "logs" / "crash.log"
+        if crash.exists() and crash.stat().st_size:
+            text += "\n--- logs/crash.log ---\n" + crash.read_text(errors="replace")[:6000]
+        return text
 
     def trigger(self, action: str, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([str(COMMAND), "trigger", action, *args], env=self.env, capture_output=True,
                               text=True, timeout=30, check=False)
 
     def quit(self, timeout: float = 20) -> int:
+        """Quit by the trigger command; the exit status (a crash before it: printed with where it was)."""
+        if self.proc.poll() is not None and self.proc.returncode < 0:
+            print(f"the app had died by signal {-self.proc.returncode}:\n{self.log_text()}")
         if self.proc.poll() is None:
             self.trigger("quit")
             try:

@@ -62,6 +62,28 @@ def test_the_log_rotates_within_its_bound_and_is_private(tmp_path: Path,
         root.setLevel(saved[1])
 
 
+def test_a_crash_leaves_where_each_thread_was_in_a_private_file_that_delete_removes(tmp_path: Path) -> None:
+    """A segmentation fault (in Qt, a driver, a library) used to leave nothing but an exit code."""
+    home = tmp_path / "home"
+    child = (
+        "import sys, faulthandler; from assistant import logs; "
+        "print(logs.trace_crashes()); sys.stdout.flush(); faulthandler._sigsegv()"
+    )
+    env = {**os.environ, "BLIP_ASSISTANT_HOME": str(home)}
+    env.pop("PYTHONFAULTHANDLER", None)
+    done = subprocess.run([sys.executable, "-c", child], env=env, capture_output=True, text=True, timeout=60,
+                          check=False)
+    assert done.returncode == -11, done
+    crash = Path(done.stdout.strip())
+    assert crash == home / "logs" / "crash.log"
+    text = crash.read_text()
+    assert "Segmentation fault" in text and "Current thread" in text and 'File "<string>"' in text, text
+    assert stat.S_IMODE(crash.stat().st_mode) == 0o600
+    removed = subprocess.run([sys.executable, "-c", "from assistant import logs; print(logs.remove_all())"],
+                             env=env, capture_output=True, text=True, timeout=60, check=True)
+    assert removed.stdout.strip() == "1" and not crash.exists()
+
+
 
 def _secret_page(desktop, tmp_path: Path):
     from ocr_text import render

@@ -34,6 +34,7 @@ def delete_now(controller: Any, history_keeper: Any) -> str:
         try:  # the log starts again, empty
             logs.setup(bool(controller.settings[logs.DEBUG_SETTING]),
                        os.environ.get("BLIP_ASSISTANT_LOG_LEVEL", "WARNING"))
+            logs.trace_crashes()
         except OSError:
             log.warning("log file not usable after deleting the data")
         if not controller.settings["history.keep_none"]:

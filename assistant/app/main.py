@@ -26,6 +26,7 @@ def run(args: argparse.Namespace) -> int:
     # (read once here, before Settings reports anything, so its own warnings reach the file too).
     try:
         logs.setup(_debug_log_setting(), os.environ.get("BLIP_ASSISTANT_LOG_LEVEL", "WARNING"))
+        logs.trace_crashes()
     except OSError as exc:  # a read-only or full data folder: the app still runs, logging to stderr
         logging.basicConfig(level=logging.WARNING, format=logs.FORMAT)
         log.warning("log file not usable: %s", exc)
