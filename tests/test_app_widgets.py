@@ -353,6 +353,64 @@ def test_every_focusable_control_has_an_accessible_name(qtbot, tmp_path: Path) -
         assert window.accessibleName() and window.windowTitle()
 
 
+def _child_counts(interface, path: str = "", out: dict[str, int] | None = None) -> dict[str, int]:
+    """Every accessible node under ``interface`` by its path of child indexes: its number of children."""
+    out = {} if out is None else out
+    count = interface.childCount()
+    out[path or "/"] = count
+    for i in range(count):
+        child = interface.child(i)
+        if child is not None and child.isValid():
+            _child_counts(child, f"{path}/{i}", out)
+    return out
+
+
+def test_no_window_changes_its_accessible_children_when_it_hides(qtbot, tmp_path: Path) -> None:
+    """A screen reader counts a node's children, then asks for each by index. Qt's QScrollArea listed its
+    scroll bars only while they were shown and looked up a child by index unchecked: a reader that counted
+    three children just before Settings closed read freed memory, and the app died of a segmentation fault
+    (core dump of 2026-12-07, test_app_atspi.py under load). Counts that do not move with visibility
+    leave no such window."""
+    from PySide6.QtGui import QAccessible
+
+    for window in _windows(tmp_path):
+        qtbot.addWidget(window)
+        window.resize(480, 320)  # small enough that long windows scroll
+        window.show()
+        qtbot.waitExposed(window)
+        shown = _child_counts(QAccessible.queryAccessibleInterface(window))
+        window.hide()
+        hidden = _child_counts(QAccessible.queryAccessibleInterface(window))
+        moved = {path: (n, hidden.get(path)) for path, n in shown.items() if hidden.get(path) != n}
+        assert not moved, (type(window).__name__, moved)
+
+
+def test_the_settings_scroll_with_their_bar_and_with_the_focus(qtbot, tmp_path: Path) -> None:
+    from PySide6.QtCore import QPoint
+    from PySide6.QtWidgets import QScrollArea, QScrollBar
+
+    from assistant.app.settings_window import SettingsWindow
+
+    window = SettingsWindow(Settings(tmp_path / "settings.json"), lambda t: None)
+    qtbot.addWidget(window)
+    window.resize(480, 320)
+    window.show()
+    qtbot.waitExposed(window)
+    area = window.findChild(QScrollArea)
+    bar = next(b for b in window.findChildren(QScrollBar) if b.parentWidget() is window)
+    assert bar.isVisible() and bar.maximum() == area.verticalScrollBar().maximum() > 0
+    bar.setValue(bar.maximum())  # dragged to the end: the area shows its last rows
+    assert area.verticalScrollBar().value() == bar.maximum()
+    last = list(window.controls.values())[-1]
+    top = last.mapTo(area.viewport(), QPoint(0, 0)).y()
+    assert 0 <= top < area.viewport().height(), top
+    # Tab moves the area to the focused control (QScrollArea.focusNextPrevChild); the bar follows the area
+    area.ensureWidgetVisible(next(iter(window.controls.values())))
+    assert bar.value() == area.verticalScrollBar().value() == 0
+    window.resize(480, 4000)  # everything fits: no bar
+    qtbot.waitUntil(lambda: not bar.isVisible(), timeout=2000)
+
+
 def test_the_actions_window_lists_every_action_with_its_hotkey(qtbot, tmp_path: Path) -> None:
     from assistant.app.tray import ActionsWindow, build_menu
 

@@ -19,10 +19,12 @@ from PySide6.QtWidgets import (
     QDialogButtonBox,
     QDoubleSpinBox,
     QFormLayout,
+    QHBoxLayout,
     QLabel,
     QLineEdit,
     QPushButton,
     QScrollArea,
+    QScrollBar,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -78,6 +80,32 @@ def _control(spec: Setting, value: Any, parent: QWidget) -> QWidget:
     return edit
 
 
+def _outside_bar(scroll: QScrollArea, parent: QWidget) -> QScrollBar:
+    """The scroll area's vertical bar, outside it. Qt's accessible QScrollArea lists its bars only while
+    they are shown and hands out a child by index unchecked (Qt 6.12): a screen reader that counted three
+    children as Settings closed asked for the third and the app died of a segmentation fault (a core dump,
+    2026-12-07). The area's own bars stay hidden, so it always has the one child; this bar, a plain child
+    of the dialog, scrolls it."""
+    scroll.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)  # rows wrap instead
+    inner = scroll.verticalScrollBar()
+    bar = QScrollBar(Qt.Orientation.Vertical, parent)
+    bar.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # Tab goes to the settings, and the area follows focus
+    bar.setAccessibleName("Scroll the settings")
+
+    def follow_range(low: int, high: int) -> None:
+        bar.setRange(low, high)
+        bar.setPageStep(inner.pageStep())
+        bar.setSingleStep(inner.singleStep())
+        bar.setVisible(high > low)
+
+    inner.rangeChanged.connect(follow_range)
+    inner.valueChanged.connect(bar.setValue)
+    bar.valueChanged.connect(inner.setValue)
+    follow_range(inner.minimum(), inner.maximum())
+    return bar
+
+
 def _value(spec: Setting, control: QWidget) -> Any:
     if isinstance(control, HotkeyEdit):
         return control.hotkey()
@@ -125,7 +153,10 @@ class SettingsWindow(QDialog):
             if spec.name == MODEL_SETTING:  # choosing, downloading and checking models: its own dialog
                 form.addRow("", self._models_button(inner))
         scroll.setWidget(inner)
-        outer.addWidget(scroll)
+        row = QHBoxLayout()
+        row.addWidget(scroll)
+        row.addWidget(_outside_bar(scroll, self))
+        outer.addLayout(row)
         self.error = QLabel("", self)
         self.error.setWordWrap(True)
         self.error.setAccessibleName("Problem")
