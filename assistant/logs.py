@@ -95,6 +95,21 @@ def trace_crashes() -> Path:
     return path
 
 
+def last_crash() -> str | None:
+    """At start: when the last run crashed (``logs/crash.log`` is not empty), that file becomes
+    ``crash.log.1`` (replacing an older one) and the sentence to say is returned; otherwise None."""
+    folder = home.logs_dir()
+    path = folder / CRASH_FILE
+    try:
+        if not path.exists() or path.stat().st_size == 0:
+            return None
+        path.replace(folder / f"{CRASH_FILE}.1")
+    except OSError:
+        return None
+    return (f"The assistant stopped unexpectedly last time. What it was doing is in {CRASH_FILE}.1, in the "
+            "logs folder of its data folder, for a problem report.")
+
+
 def remove_all() -> int:
     """Close the log files and delete them (for "Delete all my data"); the number of files removed."""
     global _crash_stream
@@ -109,7 +124,7 @@ def remove_all() -> int:
             handler.close()
     folder = home.home() / "logs"
     removed = 0
-    for file in [*folder.glob(f"{LOG_FILE}*"), *folder.glob(CRASH_FILE)] if folder.is_dir() else []:
+    for file in [*folder.glob(f"{LOG_FILE}*"), *folder.glob(f"{CRASH_FILE}*")] if folder.is_dir() else []:
         file.unlink(missing_ok=True)
         removed += 1
     return removed

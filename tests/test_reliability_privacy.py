@@ -79,9 +79,38 @@ def test_a_crash_leaves_where_each_thread_was_in_a_private_file_that_delete_remo
     text = crash.read_text()
     assert "Segmentation fault" in text and "Current thread" in text and 'File "<string>"' in text, text
     assert stat.S_IMODE(crash.stat().st_mode) == 0o600
+    moved = subprocess.run([sys.executable, "-c", "from assistant import logs; print(logs.last_crash())"],
+                           env=env, capture_output=True, text=True, timeout=60, check=True)
+    assert "stopped unexpectedly" in moved.stdout and not crash.exists()
+    assert "Segmentation fault" in (crash.parent / "crash.log.1").read_text()
     removed = subprocess.run([sys.executable, "-c", "from assistant import logs; print(logs.remove_all())"],
                              env=env, capture_output=True, text=True, timeout=60, check=True)
-    assert removed.stdout.strip() == "1" and not crash.exists()
+    assert removed.stdout.strip() == "1" and not any(crash.parent.glob("crash.log*"))
+
+
+def test_after_a_crash_the_next_start_says_so_and_keeps_where_it_was(desktop, tmp_path: Path,
+                                                                     tiny_models) -> None:
+    """The app dies of a segmentation fault (sent to it, as a crash in Qt would raise it); started again,
+    it says that it stopped unexpectedly and where the details are, once."""
+    import signal
+
+    env = app_env(desktop, tmp_path)
+    runs = [tmp_path / name for name in ("crashed", "first", "second")]  # each start's speech log apart
+    for run in runs:
+        run.mkdir()
+    with running_app(desktop, runs[0], "--model", str(tiny_models["builtin"]), env=env) as app:
+        app.proc.send_signal(signal.SIGSEGV)
+        assert app.proc.wait(30) == -signal.SIGSEGV
+    logs_dir = Path(env["BLIP_ASSISTANT_HOME"]) / "logs"
+    assert "Segmentation fault" in (logs_dir / "crash.log").read_text()
+    notice = "The assistant stopped unexpectedly last time."
+    for start in (1, 2):
+        with running_app(desktop, runs[start], "--model", str(tiny_models["builtin"]), env=env) as app:
+            said = [u["text"] for u in app.utterances()]
+            assert app.quit() == 0
+        assert any(t.startswith(notice) and "crash.log.1" in t for t in said) == (start == 1), said
+        assert "Segmentation fault" in (logs_dir / "crash.log.1").read_text()
+        assert not (logs_dir / "crash.log").read_text()  # this start's own file, empty: no crash
 
 
 

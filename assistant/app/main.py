@@ -26,7 +26,6 @@ def run(args: argparse.Namespace) -> int:
     # (read once here, before Settings reports anything, so its own warnings reach the file too).
     try:
         logs.setup(_debug_log_setting(), os.environ.get("BLIP_ASSISTANT_LOG_LEVEL", "WARNING"))
-        logs.trace_crashes()
     except OSError as exc:  # a read-only or full data folder: the app still runs, logging to stderr
         logging.basicConfig(level=logging.WARNING, format=logs.FORMAT)
         log.warning("log file not usable: %s", exc)
@@ -48,11 +47,17 @@ def run(args: argparse.Namespace) -> int:
     except ipc.IpcError as exc:  # the hotkeys and the tray still work without the trigger channel
         log.warning("trigger channel: %s", exc)
         trigger_problem = f"The trigger command cannot reach the assistant: {exc}"
+    crash_notice = None
+    try:  # after the one-instance check: a second start must not take the running one's crash file
+        crash_notice = logs.last_crash()
+        logs.trace_crashes()
+    except OSError as exc:
+        log.warning("crash file not usable: %s", exc)
     from assistant.vision.runtime import preload
 
     preload.start()  # torch and transformers import beside Qt's start, not after it (issue #27)
     try:
-        return _run_app(args, server, first_action, trigger_problem)
+        return _run_app(args, server, first_action, trigger_problem, crash_notice)
     finally:
         server.close()
 
@@ -76,7 +81,7 @@ def _initial_action(args: argparse.Namespace) -> tuple[str, list[str]] | None:
 
 
 def _run_app(args: argparse.Namespace, server: Any, first_action: tuple[str, list[str]] | None,
-             trigger_problem: str | None) -> int:
+             trigger_problem: str | None, crash_notice: str | None = None) -> int:
     from assistant.app.source_cache import keep_no_sources
 
     keep_no_sources()  # before the first PySide6 import: its import hook would hold every module's source
@@ -236,7 +241,7 @@ def _run_app(args: argparse.Namespace, server: Any, first_action: tuple[str, lis
     hotkey_service = HotkeyService(settings, lambda keys: _start_hotkeys(keys, bridge, controller),
                                    on_restarted=shell.set_hotkeys)
     apply_live(app, settings, hotkey_service)
-    for notice in (settings.notice, trigger_problem):
+    for notice in (crash_notice, settings.notice, trigger_problem):
         if notice:
             controller.say(notice, None, keep=False)
     welcome = _welcome(settings, run_from_menu, speaker)  # noqa: F841 - kept alive while it is shown
