@@ -406,6 +406,7 @@ def answer(describer: Any, image: Any, raw_question: str, label: str | None = No
     if question.kind == "choice" and (sure_no := _neither(describer, image, question)) is not None:
         out.answer, out.confidence = "neither", sure_no
         out.text = f"Neither: I don't see {' or '.join(question.spoken_choices)}."
+        out.seconds = time.perf_counter() - started  # the two questions asked on the way count too
     return out
 
 

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -288,8 +289,8 @@ def test_the_builtin_model_tells_a_cat_from_a_dog() -> None:
 class _Presence:
     """A describer whose model answers "is there X in the picture?" from a table, and ranks choices."""
 
-    def __init__(self, there: dict[str, tuple[str, float]]) -> None:
-        self.there, self.asked = there, []
+    def __init__(self, there: dict[str, tuple[str, float]], delay: float = 0.05) -> None:
+        self.there, self.asked, self.delay = there, [], delay
 
     def ask_model(self, image, question, choices=None):
         from assistant.vision.results import AnswerResult
@@ -297,6 +298,7 @@ class _Presence:
         self.asked.append(question)
         thing = question.removeprefix("is there ").removesuffix(" in the picture?")
         if choices == ["yes", "no"]:
+            time.sleep(self.delay)
             answer, confidence = self.there[thing]
         else:
             answer, confidence = choices[0], 0.6
@@ -311,6 +313,7 @@ def test_neither_is_said_only_when_each_offered_thing_is_surely_absent() -> None
     assert (said.answer, said.confidence) == ("neither", 0.9)
     assert said.text == "Neither: I don't see a cat or a dog."
     assert absent.asked[1:] == ["is there a cat in the picture?", "is there a dog in the picture?"]
+    assert said.seconds >= 2 * absent.delay  # the two questions asked on the way are in its time
     for there in ({"a cat": ("no", 0.95), "a dog": ("no", SURE - 0.01)},  # one "no" not sure
                   {"a cat": ("no", 0.95), "a dog": ("yes", 0.9)}):
         said = answer(_Presence(there), Image.new("RGB", (8, 8)), "is it a cat or a dog?", label="x")
