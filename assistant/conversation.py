@@ -321,9 +321,7 @@ def fits(question: Question, low: str) -> bool:
         return _number(low) is not None or first in ("many", "several", "lots", "few", "some")
     if question.kind == "doing":
         return _gerund(first)
-    if question.kind == "colour":
-        return not (yes_no or _gerund(first) or _number(low) is not None)
-    if question.kind == "wearing":
+    if question.kind in ("colour", "wearing"):
         return not (yes_no or _gerund(first) or _number(low) is not None)
     if question.kind == "where":
         return not (yes_no or _gerund(first) or low.isdigit())

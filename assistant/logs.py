@@ -17,15 +17,15 @@ from pathlib import Path
 from assistant import home
 
 LOG_FILE = "assistant.log"
+MAX_BYTES = 1_000_000
+BACKUPS = 3
+DEBUG_SETTING = "app.debug_log"
+FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 # Where a crash (a segmentation fault in Qt, a driver or a library) leaves every thread's Python stack:
 # file names, functions and line numbers, nothing from the screen. Empty unless the app has crashed.
 CRASH_FILE = "crash.log"
 MAX_CRASH_BYTES = 1_000_000
 _crash_stream = None  # kept open: faulthandler writes to its descriptor from the signal handler
-MAX_BYTES = 1_000_000
-BACKUPS = 3
-DEBUG_SETTING = "app.debug_log"
-FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 # Screen text and captions: a logger of its own, so one switch lets them through or holds them back.
 _content = logging.getLogger("assistant.content")
